@@ -1,0 +1,18 @@
+"""queuetool: mail-queue forensics and safe cleanup for compromised mail servers.
+
+Library first: every CLI verb is a function here.
+
+    import queuetool
+    spool = queuetool.open_spool("/var/spool/postfix")
+    for record in queuetool.scan(spool, jobs=2):
+        print(record.id, record.sender, record.auth_user)
+"""
+from .model import RECORD_KEYS, QueuedMessage, QueueUnit, RuleHit
+from .scan import scan
+from .spools import MultiSpool, Spool, SpoolError, find_spools, open_spool
+
+__all__ = [
+    "RECORD_KEYS", "QueuedMessage", "QueueUnit", "RuleHit", "scan",
+    "MultiSpool", "Spool", "SpoolError", "find_spools", "open_spool",
+]
+__version__ = "0.1.0"

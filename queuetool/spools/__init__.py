@@ -1,0 +1,246 @@
+"""Spool readers: one module per on-disk format, and the Spool that wraps one.
+
+Every reader module exposes the same four plain functions (no base class):
+
+    MTA: str                                   # record `mta` value
+    detect(root: Path) -> int                  # 0 = not mine; higher = surer (signatures)
+    iter_units(root: Path) -> Iterator[QueueUnit]
+    read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage
+    read_message_bytes(root: Path, unit: QueueUnit) -> bytes   # RFC 5322 message
+
+`read_unit` may raise on hostile input; `read_unit_safely` turns any exception into
+a record with `error` set, so the scan always goes on.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from types import ModuleType
+from typing import Iterator
+
+from ..model import QueuedMessage, QueueUnit
+
+# Detection order matters only for ties; each module's detect() looks at signatures.
+READER_MODULES: dict[str, str] = {
+    "postfix": "queuetool.spools.postfix",
+    "exim": "queuetool.spools.exim",
+    "sendmail": "queuetool.spools.sendmail",
+    "smtpsvc": "queuetool.spools.smtpsvc",
+    "exchange": "queuetool.spools.exchange",
+    "eml": "queuetool.spools.eml",
+}
+
+# How deep below a given directory to look for spools (a copied server drive).
+FIND_MAX_DEPTH = 8
+
+
+class SpoolError(Exception):
+    """The path is not a spool queuetool can read (one-line reason)."""
+
+
+def reader_for(mta: str) -> ModuleType:
+    try:
+        return importlib.import_module(READER_MODULES[mta])
+    except KeyError:
+        raise SpoolError(f"unknown MTA {mta!r}; choose one of {', '.join(READER_MODULES)}") from None
+
+
+def available_readers() -> dict[str, ModuleType]:
+    """Reader modules that exist in this installation, by MTA name."""
+    out = {}
+    for mta, module in READER_MODULES.items():
+        try:
+            out[mta] = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+    return out
+
+
+def read_unit_safely(reader: ModuleType, root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
+    """read_unit, but a failure becomes a record with `error` instead of an exception."""
+    try:
+        record = reader.read_unit(root, unit, full=full)
+    except RecursionError:
+        record = None
+        reason = "unreadable: nesting too deep"
+    except MemoryError:
+        record = None
+        reason = "unreadable: too large to hold in memory"
+    except Exception as exc:  # noqa: BLE001 - any reader bug must not stop a scan
+        record = None
+        reason = f"unreadable: {type(exc).__name__}: {exc}"
+    if record is None:
+        record = QueuedMessage(mta=reader.MTA, id=unit.id, queue=unit.queue, files=list(unit.paths))
+        record.add_error(reason)
+    return record
+
+
+class Spool:
+    """One MTA queue directory, with mailbox-like keyed access.
+
+    Iterating yields QueuedMessage records (headers only); `get_bytes` reads the
+    whole message. Read-only: nothing here writes or locks.
+    """
+
+    def __init__(self, root: str | Path, mta: str, label: str | None = None) -> None:
+        self.root = Path(root)
+        self.mta = mta
+        self.reader = reader_for(mta)
+        self.label = label if label is not None else str(self.root)
+
+    def __repr__(self) -> str:
+        return f"Spool({str(self.root)!r}, mta={self.mta!r})"
+
+    def units(self) -> Iterator[QueueUnit]:
+        return self.reader.iter_units(self.root)
+
+    def keys(self) -> list[str]:
+        return [unit.id for unit in self.units()]
+
+    def __iter__(self) -> Iterator[QueuedMessage]:
+        for unit in self.units():
+            yield self.read(unit)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.units())
+
+    def __contains__(self, key: str) -> bool:
+        return self.find_unit(key) is not None
+
+    def read(self, unit: QueueUnit, full: bool = False) -> QueuedMessage:
+        record = read_unit_safely(self.reader, self.root, unit, full=full)
+        record.spool = self.label
+        return record
+
+    def find_unit(self, key: str) -> QueueUnit | None:
+        for unit in self.units():
+            if unit.id == key:
+                return unit
+        return None
+
+    def _unit(self, key: str) -> QueueUnit:
+        unit = self.find_unit(key)
+        if unit is None:
+            raise KeyError(key)
+        return unit
+
+    def get(self, key: str, full: bool = False) -> QueuedMessage:
+        return self.read(self._unit(key), full=full)
+
+    __getitem__ = get
+
+    def get_bytes(self, key: str) -> bytes:
+        return self.reader.read_message_bytes(self.root, self._unit(key))
+
+    def files(self, key: str) -> list[str]:
+        return list(self._unit(key).paths)
+
+
+class MultiSpool:
+    """Several spools found below one directory, read as one (same interface as Spool)."""
+
+    def __init__(self, spools: list[Spool]) -> None:
+        self.spools = spools
+        self.mta = "+".join(sorted({s.mta for s in spools}))
+
+    def __repr__(self) -> str:
+        return f"MultiSpool({self.spools!r})"
+
+    def keys(self) -> list[str]:
+        return [key for spool in self.spools for key in spool.keys()]
+
+    def __iter__(self) -> Iterator[QueuedMessage]:
+        for spool in self.spools:
+            yield from spool
+
+    def __len__(self) -> int:
+        return sum(len(spool) for spool in self.spools)
+
+    def __contains__(self, key: str) -> bool:
+        return any(key in spool for spool in self.spools)
+
+    def _owner(self, key: str) -> Spool:
+        for spool in self.spools:
+            if key in spool:
+                return spool
+        raise KeyError(key)
+
+    def get(self, key: str, full: bool = False) -> QueuedMessage:
+        return self._owner(key).get(key, full=full)
+
+    __getitem__ = get
+
+    def get_bytes(self, key: str) -> bytes:
+        return self._owner(key).get_bytes(key)
+
+    def files(self, key: str) -> list[str]:
+        return self._owner(key).files(key)
+
+
+def detect_mta(root: Path) -> str | None:
+    """The reader that claims `root` with the strongest signature, or None."""
+    best, best_score = None, 0
+    for mta, reader in available_readers().items():
+        try:
+            score = int(reader.detect(root))
+        except OSError:
+            score = 0
+        if score > best_score:
+            best, best_score = mta, score
+    return best
+
+
+def find_spools(top: str | Path, max_depth: int = FIND_MAX_DEPTH) -> list[Spool]:
+    """Every spool at or below `top` (a copied server tree), outermost claim wins.
+
+    Directory symlinks are not followed. Labels are paths relative to `top`.
+    """
+    top = Path(top)
+    found: list[Spool] = []
+    stack = [(top, 0)]
+    while stack:
+        directory, depth = stack.pop()
+        mta = detect_mta(directory)
+        if mta is not None:
+            rel = directory.relative_to(top).as_posix()
+            found.append(Spool(directory, mta, label=rel if rel != "." else str(top)))
+            continue
+        if depth >= max_depth:
+            continue
+        try:
+            with os.scandir(directory) as it:
+                subdirs = sorted(
+                    (Path(e.path) for e in it if e.is_dir(follow_symlinks=False)), reverse=True
+                )
+        except OSError:
+            continue
+        stack.extend((d, depth + 1) for d in subdirs)
+    return found
+
+
+def open_spool(path: str | Path, mta: str | None = None) -> Spool | MultiSpool:
+    """Open the spool at `path`; with several spools below it, a MultiSpool of all.
+
+    `mta` forces a reader instead of detecting one.
+    """
+    root = Path(path)
+    if not root.exists():
+        raise SpoolError(f"{root}: no such file or directory")
+    if not root.is_dir():
+        raise SpoolError(f"{root}: not a directory; give the spool directory")
+    if mta is not None:
+        return Spool(root, mta)
+    detected = detect_mta(root)
+    if detected is not None:
+        return Spool(root, detected)
+    spools = find_spools(root)
+    if not spools:
+        raise SpoolError(
+            f"{root}: no Postfix, Exim, Sendmail, Exchange or .eml spool found here or below;"
+            " give --mta to force a reader"
+        )
+    if len(spools) == 1:
+        return spools[0]
+    return MultiSpool(spools)
