@@ -1,0 +1,86 @@
+"""The scan engine and the Spool interface, on a generated .eml tree."""
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+import queuetool
+from queuetool.cli import main
+from queuetool.model import RECORD_KEYS
+
+
+def make_tree(root, n=300, bad=(7, 150)):
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        sub = root / f"d{i % 5}"
+        sub.mkdir(exist_ok=True)
+        if i in bad:
+            (sub / f"m{i:04d}.eml").write_bytes(b"\x00\xff garbage without headers")
+        else:
+            (sub / f"m{i:04d}.eml").write_bytes(
+                f"From: s{i}@example.org\r\nSubject: message {i}\r\nMessage-ID: <{i}@x>\r\n\r\nbody {i}\r\n".encode()
+            )
+    return root
+
+
+def test_parallel_scan_equals_serial_and_keeps_order(tmp_path):
+    root = make_tree(tmp_path / "q")
+    serial = [r.to_dict() for r in queuetool.scan(root, jobs=1)]
+    parallel = [r.to_dict() for r in queuetool.scan(root, jobs=2)]
+    assert len(serial) == 300
+    assert serial == parallel
+    unordered = [r.to_dict() for r in queuetool.scan(root, jobs=2, ordered=False)]
+    assert sorted(map(json.dumps, unordered)) == sorted(map(json.dumps, serial))
+
+
+def test_bad_units_become_error_records_and_scan_goes_on(tmp_path):
+    root = make_tree(tmp_path / "q")
+    records = list(queuetool.scan(root))
+    errors = [r.id for r in records if r.error]
+    assert sorted(errors) == ["m0007", "m0150"]
+    assert all(set(RECORD_KEYS) <= set(r.to_dict()) for r in records)
+
+
+def test_spool_keyed_access(tmp_path):
+    root = make_tree(tmp_path / "q", n=12)
+    spool = queuetool.open_spool(root)
+    assert spool.mta == "eml"
+    assert len(spool.keys()) == 12 and "m0003" in spool
+    assert spool.get("m0003").subject == "message 3"
+    assert spool.get_bytes("m0003").startswith(b"From: s3@example.org")
+    assert spool.files("m0003")[0].endswith("m0003.eml")
+
+
+def test_symlink_inside_spool_is_not_followed(tmp_path):
+    root = make_tree(tmp_path / "q", n=3, bad=())
+    secret = tmp_path / "secret.eml"
+    secret.write_bytes(b"Subject: outside the spool\n\nx\n")
+    (root / "d0" / "link.eml").symlink_to(secret)
+    records = {r.id: r for r in queuetool.scan(root)}
+    assert records["link"].error and "symlink" in records["link"].error
+    assert records["link"].subject is None
+
+
+def test_cli_scan_exit_code_3_and_formats(tmp_path):
+    root = make_tree(tmp_path / "q", n=20)
+    runner = CliRunner()
+    result = runner.invoke(main, ["scan", str(root), "--format", "jsonl", "-j", "1"])
+    assert result.exit_code == 3
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 20 and sum(1 for r in lines if r["error"]) == 1
+    table = runner.invoke(main, ["scan", str(root), "--format", "table", "-j", "1"])
+    assert all(len(line) <= 80 for line in table.stdout.splitlines())
+    csv_out = runner.invoke(main, ["scan", str(root), "--format", "csv", "-j", "1"])
+    assert csv_out.stdout.splitlines()[0].startswith("mta,id,queue,files")
+
+
+def test_cli_show_and_raw(tmp_path):
+    root = make_tree(tmp_path / "q", n=3, bad=())
+    runner = CliRunner()
+    shown = runner.invoke(main, ["show", str(root), "m0001"])
+    assert shown.exit_code == 0 and "Subject: message 1" in shown.stdout
+    raw = runner.invoke(main, ["show", str(root), "m0001", "--raw"])
+    assert raw.stdout_bytes.startswith(b"From: s1@example.org\r\n")
+    missing = runner.invoke(main, ["show", str(root), "nope"])
+    assert missing.exit_code == 1 and "no queued message" in missing.stderr
