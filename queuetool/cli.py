@@ -101,7 +101,7 @@ def scan_command(spool: Path, mta: str | None, fmt: str, jobs: int | None, full:
 
     records = scan(spool, mta=mta, full=full, jobs=jobs or default_jobs(), ordered=not unordered,
                    keep_headers=with_headers, progress=progress_wanted(quiet))
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     output.write_records(counted(records), fmt, out, with_headers=with_headers)
     if errors:
         click.echo(f"queuetool: {errors} unit(s) could not be read completely; see their 'error' field",
@@ -170,7 +170,7 @@ def demo_command(corpora: Path) -> None:
     """Demo incident scan over the bundled corpora (what `python3 dev.py demo` runs)."""
     from .demo import run_demo
 
-    run_demo(corpora, click.get_text_stream("stdout"))
+    run_demo(corpora, sys.stdout)
 
 
 if __name__ == "__main__":
