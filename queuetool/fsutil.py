@@ -20,28 +20,54 @@ class UnsafePathError(OSError):
     """A path that would leave the spool root or go through a symlink."""
 
 
-def resolve_inside(root: Path, rel: str) -> Path:
-    """`root/rel`, refusing absolute paths, `..` and symlinks in any component."""
-    parts = Path(rel).parts
-    if not parts or Path(rel).is_absolute() or ".." in parts:
+# Directories already seen not to be symlinks, per process: a queue has few directories
+# and many files, so each directory is lstat()ed once, not once per file.
+_CHECKED_DIRS: set[str] = set()
+_CHECKED_DIRS_MAX = 100_000
+
+
+def resolve_inside(root: Path | str, rel: str) -> str:
+    """`root/rel` as a string, refusing absolute paths, `..` and symlinked directories.
+
+    The last component is checked by the open itself (O_NOFOLLOW) or by lstat.
+    """
+    if not rel or rel.startswith(("/", "\\")) or os.path.isabs(rel):
         raise UnsafePathError(f"path {rel!r} leaves the spool root")
-    path = Path(root)
-    for part in parts:
-        path = path / part
+    parts = rel.replace("\\", "/").split("/")
+    if ".." in parts or "" in parts:
+        raise UnsafePathError(f"path {rel!r} leaves the spool root")
+    path = os.fspath(root)
+    for part in parts[:-1]:
+        path = os.path.join(path, part)
+        if path in _CHECKED_DIRS:
+            continue
         try:
             st = os.lstat(path)
         except FileNotFoundError:
-            return path  # vanished or not yet there; the caller's open reports it
+            break  # vanished; the caller's open reports it
         if stat.S_ISLNK(st.st_mode):
-            raise UnsafePathError(f"{rel}: is a symlink, not followed")
-    return path
+            raise UnsafePathError(f"{rel}: goes through a symlink, not followed")
+        if len(_CHECKED_DIRS) < _CHECKED_DIRS_MAX:
+            _CHECKED_DIRS.add(path)
+    return os.path.join(path, parts[-1]) if len(parts) > 1 else os.path.join(os.fspath(root), rel)
 
 
-def open_regular(root: Path, rel: str) -> int:
-    """Open a regular file read-only without following symlinks; returns an fd."""
+def _refuse_symlink(path: str, rel: str) -> None:
+    if not _O_NOFOLLOW and os.path.islink(path):
+        raise UnsafePathError(f"{rel}: is a symlink, not followed")
+
+
+def open_regular(root: Path | str, rel: str) -> tuple[int, os.stat_result]:
+    """Open a regular file read-only without following symlinks; returns (fd, stat)."""
     path = resolve_inside(root, rel)
+    _refuse_symlink(path, rel)
     flags = os.O_RDONLY | _O_NOFOLLOW | _O_BINARY | _O_NONBLOCK
-    fd = os.open(path, flags)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if _O_NOFOLLOW and os.path.islink(path):
+            raise UnsafePathError(f"{rel}: is a symlink, not followed") from None
+        raise exc
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -50,12 +76,12 @@ def open_regular(root: Path, rel: str) -> int:
     except BaseException:
         os.close(fd)
         raise
-    return fd
+    return fd, st
 
 
-def read_file(root: Path, rel: str, limit: int | None = None) -> bytes:
-    """Read a whole file (or its first `limit` bytes) safely."""
-    fd = open_regular(root, rel)
+def read_file_and_stat(root: Path | str, rel: str, limit: int | None = None) -> tuple[bytes, os.stat_result]:
+    """Read a whole file (or its first `limit` bytes) safely, with its stat."""
+    fd, st = open_regular(root, rel)
     try:
         if limit is None:
             chunks = []
@@ -64,13 +90,19 @@ def read_file(root: Path, rel: str, limit: int | None = None) -> bytes:
                 if not chunk:
                     break
                 chunks.append(chunk)
-            return b"".join(chunks)
-        return os.read(fd, limit)
+            return b"".join(chunks), st
+        return os.read(fd, limit), st
     finally:
         os.close(fd)
 
 
-def file_stat(root: Path, rel: str) -> os.stat_result:
+def read_file(root: Path | str, rel: str, limit: int | None = None) -> bytes:
+    """Read a whole file (or its first `limit` bytes) safely."""
+    return read_file_and_stat(root, rel, limit)[0]
+
+
+def file_stat(root: Path | str, rel: str) -> os.stat_result:
+    """lstat of root/rel (a symlink is reported as one, never followed)."""
     return os.lstat(resolve_inside(root, rel))
 
 

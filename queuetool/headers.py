@@ -18,7 +18,6 @@ from typing import Iterable
 # and of heavy corporate mail fit easily; a longer block is cut and flagged.
 HEAD_READ_LIMIT = 64 * 1024
 
-_FIELD_NAME = re.compile(rb"^[!-9;-~]+$")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _BETWEEN_WORDS = re.compile(r"(=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)\s+(?==\?)")
 
@@ -43,37 +42,24 @@ def split_header_block(data: bytes) -> tuple[bytes, bytes]:
     return data[:pos], data[pos:]
 
 
+_FOLD = re.compile(rb"\r?\n[ \t]+")
+_BAD_NAME_BYTES = re.compile(rb"[\x00-\x20\x7f-\xff]")
+
+
 def iter_raw_fields(block: bytes) -> Iterable[tuple[bytes, bytes]]:
     """Yield (name, unfolded raw value) pairs; lines that are not fields are skipped.
 
-    A leading mbox "From " line or other garbage line is ignored rather than fatal.
+    A leading mbox "From " line or other garbage line is ignored rather than fatal;
+    a continuation line with no field before it is dropped.
     """
-    name: bytes | None = None
-    parts: list[bytes] = []
-    for line in block.split(b"\n"):
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        if not line:
-            continue
-        if line[:1] in (b" ", b"\t"):
-            if name is not None:
-                parts.append(line)
-            continue
-        if name is not None:
-            yield name, _join_folded(parts)
-            name, parts = None, []
+    for line in _FOLD.sub(b" ", block).split(b"\n"):
         key, sep, value = line.partition(b":")
+        if not sep:
+            continue
         key = key.rstrip(b" \t")
-        if sep and key and _FIELD_NAME.match(key):
-            name, parts = key, [value]
-    if name is not None:
-        yield name, _join_folded(parts)
-
-
-def _join_folded(parts: list[bytes]) -> bytes:
-    if len(parts) == 1:
-        return parts[0].strip()
-    return b" ".join(p.strip() for p in parts if p.strip())
+        if not key or _BAD_NAME_BYTES.search(key):
+            continue
+        yield key, value.strip()
 
 
 def decode_bytes(raw: bytes) -> str:
