@@ -26,10 +26,11 @@ _CHECKED_DIRS: set[str] = set()
 _CHECKED_DIRS_MAX = 100_000
 
 
-def resolve_inside(root: Path | str, rel: str) -> str:
+def resolve_inside(root: Path | str, rel: str, fresh: bool = False) -> str:
     """`root/rel` as a string, refusing absolute paths, `..` and symlinked directories.
 
     The last component is checked by the open itself (O_NOFOLLOW) or by lstat.
+    `fresh=True` re-checks every directory (writers must not trust the read cache).
     """
     if not rel or rel.startswith(("/", "\\")) or os.path.isabs(rel):
         raise UnsafePathError(f"path {rel!r} leaves the spool root")
@@ -39,7 +40,7 @@ def resolve_inside(root: Path | str, rel: str) -> str:
     path = os.fspath(root)
     for part in parts[:-1]:
         path = os.path.join(path, part)
-        if path in _CHECKED_DIRS:
+        if path in _CHECKED_DIRS and not fresh:
             continue
         try:
             st = os.lstat(path)
@@ -152,3 +153,70 @@ def is_posix() -> bool:
 
 def current_uid() -> int | None:
     return os.getuid() if hasattr(os, "getuid") else None
+
+
+# ---- POSIX-only locking and durability, behind small functions (ops/ uses these) ----
+
+def try_flock_exclusive(fd: int) -> bool:
+    """flock(LOCK_EX|LOCK_NB) as Postfix and Sendmail lock queue files; False if busy.
+
+    Without flock (Windows) there is nothing to coordinate with: True.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as exc:
+        if exc.errno in (11, 13, 35):  # EAGAIN, EACCES, EWOULDBLOCK (BSD)
+            return False
+        raise
+    return True
+
+
+def try_fcntl_write_lock(fd: int, length: int) -> bool:
+    """fcntl(F_SETLK, F_WRLCK) on bytes [0, length), the lock Exim takes on a -D file.
+
+    A POSIX record lock is dropped when *any* descriptor of the file is closed, so the
+    caller must read the file through `fd` while it holds the lock. False if busy.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return True
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, length, 0, os.SEEK_SET)
+    except OSError as exc:
+        if exc.errno in (11, 13, 35):
+            return False
+        raise
+    return True
+
+
+def fsync_directory(path: Path | str) -> None:
+    """Make a rename/create/unlink in `path` durable (no-op where directories can't be opened)."""
+    if os.name != "posix":
+        return
+    fd = os.open(os.fspath(path), os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` exists (POSIX signal 0); False where that cannot be asked."""
+    if pid <= 0 or not hasattr(os, "kill") or os.name != "posix":
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
