@@ -15,6 +15,17 @@ want() {  # want PACKAGE COMMAND: queue PACKAGE when COMMAND is not installed
 want postfix postsuper
 # other live tests: append `want PACKAGE COMMAND` lines here
 
+# exipick (a Perl script shipped in exim4-base) reads an Exim spool directly. exim4
+# conflicts with postfix, so it is unpacked from the .deb into /opt/queuetool-tools
+# instead of installed; tests/benchmarks and benchmarks/run.py use it from there.
+TOOLS=/opt/queuetool-tools
+if [ ! -x "$TOOLS/usr/sbin/exipick" ] && command -v perl >/dev/null 2>&1; then
+    tmp=$(mktemp -d)
+    (cd "$tmp" && apt-get download -q exim4-base >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get download -q exim4-base >/dev/null; })
+    mkdir -p "$TOOLS" && dpkg-deb -x "$tmp"/exim4-base_*.deb "$TOOLS"
+    rm -rf "$tmp"
+fi
+
 [ -z "$missing" ] && exit 0
 if command -v debconf-set-selections >/dev/null 2>&1; then
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
