@@ -53,10 +53,12 @@ def iter_units(root: Path) -> Iterator[QueueUnit]:
 def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
     rel = unit.paths[0]
     record = QueuedMessage(mta=MTA, id=unit.id, queue=unit.queue, files=list(unit.paths))
-    st = fsutil.file_stat(root, rel)
+    if full:
+        data, st = fsutil.read_file_and_stat(root, rel)
+    else:
+        data, st = fsutil.read_head(root, rel, HEAD_READ_LIMIT)
     record.size = st.st_size
     record.arrival = fsutil.iso_utc(st.st_mtime)
-    data = fsutil.read_file(root, rel, None if full else HEAD_READ_LIMIT)
     block, body = split_header_block(data)
     if not body and len(data) >= HEAD_READ_LIMIT and not full:
         record.add_error(f"header block longer than {HEAD_READ_LIMIT} bytes; cut there")
