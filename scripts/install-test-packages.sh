@@ -13,6 +13,7 @@ want() {  # want PACKAGE COMMAND: queue PACKAGE when COMMAND is not installed
 }
 
 want postfix postsuper
+want chromium chromium    # tests/report: headless render of the HTML report
 # other live tests: append `want PACKAGE COMMAND` lines here
 
 # exipick (a Perl script shipped in exim4-base) reads an Exim spool directly. exim4
