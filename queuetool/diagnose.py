@@ -137,6 +137,7 @@ class EventEntry:
     where: str
     provider: str | None = None
     time: str | None = None
+    strings: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------ small helpers
@@ -376,7 +377,8 @@ def _events_from_logset(logset: Any) -> Iterator[EventEntry]:
         message = getattr(event, "message", "") or " ".join(getattr(event, "strings", []) or [])
         where = f"{getattr(event, 'path', '')}:{getattr(event, 'line', '') or ''}".strip(":")
         yield EventEntry(getattr(event, "event_id", None), str(message), where or "event log",
-                         getattr(event, "provider", None), getattr(event, "time", None))
+                         getattr(event, "provider", None), getattr(event, "time", None),
+                         [str(v) for v in getattr(event, "strings", []) or []])
 
 
 def _observations_from_events(events: Iterable[EventEntry]) -> Iterator[Observation]:
@@ -398,10 +400,11 @@ def _observations_from_events(events: Iterable[EventEntry]) -> Iterator[Observat
                           virtual_server=(vs.group(1) or vs.group(2)) if vs else None)
 
 
-def _line_observation(line: str, where: str, fmt: str | None, w3c: list[str] | None) -> Observation | None:
+def _line_observation(line: str, where: str, fmt: str | None, w3c: list[str] | None,
+                      w3c_session: dict[str, dict[str, Any]] | None = None) -> Observation | None:
     """An SMTP reply in one mail/protocol log line, with who gave it (bounded regexes)."""
     if w3c:
-        return _w3c_observation(line, where, w3c)
+        return _w3c_observation(line, where, w3c, w3c_session if w3c_session is not None else {})
     low = line.lower()
     local = ("reject:" in low or "rejected rcpt" in low or "reject=" in low
              or "relaying denied" in low and "stat=" not in low)
@@ -421,14 +424,29 @@ def _line_observation(line: str, where: str, fmt: str | None, w3c: list[str] | N
                        client.group(2) if (client and origin == "local") else None, authenticated)
 
 
-def _w3c_observation(line: str, where: str, fields: list[str]) -> Observation | None:
-    """IIS SMTP W3C line: our server's reply status to a client command (no reply text)."""
+def _w3c_observation(line: str, where: str, fields: list[str],
+                     session: dict[str, dict[str, Any]]) -> Observation | None:
+    """IIS SMTP W3C line: our server's reply status to a client command (no reply text).
+
+    `session` carries, per client address, whether its current session passed AUTH
+    (235) and its MAIL FROM, so a later relay refusal can be told apart (KB 895853
+    scenario 1) and attributed to a sender (scenario 6).
+    """
     values = line.split(" ")
     if len(values) != len(fields):
         return None
     row = dict(zip(fields, values))
     status = row.get("sc-status", "")
     method = row.get("cs-method", "").upper()
+    client = row.get("c-ip", "")
+    state = session.setdefault(client, {"auth": False, "sender": None})
+    if method in ("HELO", "EHLO", "QUIT"):
+        state.update(auth=False, sender=None)
+    elif method == "AUTH" and status == "235":
+        state["auth"] = True
+    elif method == "MAIL":
+        found = _ADDRESS.search(row.get("cs-uri-query", "").replace("+", " "))
+        state["sender"] = found.group(1) if found else None
     if not (status.isdigit() and status[:1] in "45") or method in ("QUIT",):
         return None
     query = row.get("cs-uri-query", "").replace("+", " ").strip()
@@ -436,14 +454,16 @@ def _w3c_observation(line: str, where: str, fields: list[str]) -> Observation | 
     info = parse_status(text)
     if info is None:
         return None
+    info.text = _clip(f"{text} | {line}", 300)
     user = row.get("cs-username", "")
     outbound = user.startswith("Outbound")
     address = _ADDRESS.search(query)
     vs = _VIRTUAL_SERVER.search(row.get("s-sitename", ""))
     return Observation(info, where, "remote" if outbound else "local",
                        address.group(1) if (address and method == "RCPT") else None,
-                       None if outbound else row.get("c-ip"), None,
-                       virtual_server=(vs.group(1) or vs.group(2)) if vs else None)
+                       None if outbound else client, None if outbound else state["auth"],
+                       virtual_server=(vs.group(1) or vs.group(2)) if vs else None,
+                       sender=None if outbound else state["sender"])
 
 
 def _gather_logs(facts: _Facts, paths: list[Path]) -> None:
@@ -473,6 +493,7 @@ def _log_readers(logs_pkg: Any) -> set[str]:
 
 def _scan_log_lines(facts: _Facts, path: Path, fmt: str | None, logs_pkg: Any) -> None:
     w3c: list[str] | None = None
+    w3c_session: dict[str, dict[str, Any]] = {}
     for lineno, line in logs_pkg.iter_lines(path):
         if lineno > LOG_LINE_SCAN_LIMIT:
             facts.notes.append(f"{path}: only the first {LOG_LINE_SCAN_LIMIT} lines were scanned")
@@ -488,9 +509,8 @@ def _scan_log_lines(facts: _Facts, path: Path, fmt: str | None, logs_pkg: Any) -
             vs = _VIRTUAL_SERVER.search(row.get("s-sitename", ""))
             if vs:
                 facts.virtual_servers.add(vs.group(1) or vs.group(2))
-        observation = _line_observation(line, f"{path.name}:{lineno}", fmt, w3c)
+        observation = _line_observation(line, f"{path.name}:{lineno}", fmt, w3c, w3c_session)
         if observation is not None:
-            observation.status.text = _clip(line, 300)
             facts.observations.append(observation)
 
 
@@ -617,7 +637,7 @@ def _event_findings(facts: _Facts) -> list[Finding]:
             "examples": [f"{e.where}: {_clip(e.message, 160)}" for e in group[:EXAMPLES]],
         }
         if event_id == 1708:
-            users = collections.Counter(_auth_user_1708(e.message) or "?" for e in group)
+            users = collections.Counter(_auth_user_1708(e) or "?" for e in group)
             evidence["accounts"] = _top(users)
         findings.append(Finding(
             id=f"event-{event_id if event_id is not None else 'unknown'}",
@@ -634,12 +654,16 @@ def _event_findings(facts: _Facts) -> list[Finding]:
     return findings
 
 
-_USER_1708 = re.compile(r"username was\s+([^\s.,]+(?:\\[^\s.,]+)?)", re.I)
-
-
-def _auth_user_1708(message: str) -> str | None:
-    match = _USER_1708.search(message)
-    return match.group(1) if match else None
+def _auth_user_1708(event: EventEntry) -> str | None:
+    """The account an Event 1708 names, via the trace engineer's windows_events reader."""
+    try:
+        from .logs import LogEvent
+        from .logs.windows_events import auth_1708
+    except ImportError:
+        return None
+    found = auth_1708(LogEvent(source="diagnose", event_id=event.event_id, message=event.message,
+                               strings=list(event.strings)))
+    return found[2] if found else None
 
 
 # ----- KB 895853: open relay vs compromised account
@@ -846,12 +870,20 @@ def _scenario_finding(number: int, observations: list[Observation], support: dic
     )
 
 
+def _w3c_rcpt_550(o: Observation) -> bool:
+    """IIS SMTP logs only the number: a 550 to RCPT from IIS is 'Unable to relay' unless
+    recipient filtering is on (then 5.1.1) — taken as a relay refusal, and said so."""
+    return (o.origin == "local" and o.status.basic == 550 and o.status.enhanced is None
+            and "reply to RCPT" in o.status.text and bool(o.domain))
+
+
 def _scenario_findings(facts: _Facts, ours: frozenset[str]) -> list[Finding]:
     findings: list[Finding] = []
     events = collections.Counter(e.event_id for e in facts.events)
     obs = [o for o in facts.observations if o.status.klass in ("4", "5")]
     relay_denied = [o for o in obs if is_relay_denied(o.status.text)
-                    or (o.status.code == "5.7.1" and o.origin == "local" and o.domain)]
+                    or (o.status.code == "5.7.1" and o.origin == "local" and o.domain)
+                    or _w3c_rcpt_550(o)]
     local_denied = [o for o in relay_denied if _is_ours(o.domain, ours)]
     outside_denied = [o for o in relay_denied if o not in local_denied]
 
@@ -926,8 +958,10 @@ def _local_domain_findings(facts: _Facts, denied: list[Observation], family_even
     for o in denied:
         if o.client_ip:
             senders[o.client_ip].add(domain_of(o.sender) or o.sender or "?")
-    funnel = sorted(ip for ip, doms in senders.items() if len(senders) == 1 and len(doms) >= 3
-                    or (_is_internal_ip(ip) and len(senders) == 1))
+    # One address carrying every refused inbound message: from many sender domains, or an
+    # internal address (inbound internet mail arriving from inside = a proxy in front).
+    funnel = sorted(ip for ip, doms in senders.items()
+                    if len(senders) == 1 and (len(doms) >= 3 or _is_internal_ip(ip)))
     candidates = []
     if denied and denying_vs and accepting_vs:
         candidates.append((3, {"why": "mail for our domains refused as relay on virtual server(s) "
