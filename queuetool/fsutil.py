@@ -34,10 +34,12 @@ def resolve_inside(root: Path | str, rel: str, fresh: bool = False) -> str:
     """
     if not rel or rel.startswith(("/", "\\")) or os.path.isabs(rel):
         raise UnsafePathError(f"path {rel!r} leaves the spool root")
-    parts = rel.replace("\\", "/").split("/")
+    # a backslash is a separator only on Windows; on POSIX it is part of an odd name
+    parts = (rel.replace("\\", "/") if os.sep == "\\" else rel).split("/")
     if ".." in parts or "" in parts:
         raise UnsafePathError(f"path {rel!r} leaves the spool root")
     path = os.fspath(root)
+    full = os.path.join(path, *parts)
     for part in parts[:-1]:
         path = os.path.join(path, part)
         if path in _CHECKED_DIRS and not fresh:
@@ -45,12 +47,12 @@ def resolve_inside(root: Path | str, rel: str, fresh: bool = False) -> str:
         try:
             st = os.lstat(path)
         except FileNotFoundError:
-            break  # vanished; the caller's open reports it
+            return full  # vanished; the caller's open reports it
         if stat.S_ISLNK(st.st_mode):
             raise UnsafePathError(f"{rel}: goes through a symlink, not followed")
         if len(_CHECKED_DIRS) < _CHECKED_DIRS_MAX:
             _CHECKED_DIRS.add(path)
-    return os.path.join(path, parts[-1]) if len(parts) > 1 else os.path.join(os.fspath(root), rel)
+    return full
 
 
 def _refuse_symlink(path: str, rel: str) -> None:
