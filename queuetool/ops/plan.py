@@ -1,0 +1,184 @@
+"""The plan: which units an operation would touch, their files and bytes, and why.
+
+A dry run prints exactly this and changes nothing; `--apply` carries out the same
+plan (re-checking every file as it goes). Units that cannot be handled safely (a
+symlink among their files, a file that is not regular, a path leaving the spool) stay
+in the plan with `refused` set, so the operator sees them.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .. import fsutil
+from ..model import QueuedMessage
+from ..spools import MultiSpool, Spool, SpoolError, open_spool
+from .journal import RefusedError, check_qdir_location
+from .mta import LiveState, detect_live
+from .select import Selection, SelectionError
+
+
+@dataclass
+class PlannedFile:
+    path: str            # relative to the spool root
+    size: int | None
+
+
+@dataclass
+class PlannedUnit:
+    id: str
+    queue: str | None
+    mta: str
+    files: list[PlannedFile]
+    reasons: list[str]
+    sender: str | None = None
+    recipients: int = 0
+    error: str | None = None
+    refused: str | None = None     # why this unit will not be touched
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.size or 0 for f in self.files)
+
+
+@dataclass
+class Plan:
+    op: str                        # quarantine | purge
+    spool_root: Path
+    mta: str
+    selection: str
+    live: LiveState
+    qdir: Path | None = None
+    units: list[PlannedUnit] = field(default_factory=list)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(u.bytes for u in self.units if not u.refused)
+
+    @property
+    def actionable(self) -> list[PlannedUnit]:
+        return [u for u in self.units if not u.refused]
+
+
+PLAN_COLUMNS = (
+    ("id", "ID", 16),
+    ("queue", "QUEUE", 8),
+    ("files", "FILES", 5),
+    ("bytes", "BYTES", 8),
+    ("why", "WHY", 0),
+)
+
+
+def plan_rows(plan: Plan) -> Iterable[dict[str, Any]]:
+    """One output row per planned unit (table/json/jsonl/csv via output.write_rows)."""
+    for unit in plan.units:
+        yield {
+            "id": unit.id, "queue": unit.queue, "mta": unit.mta,
+            "files": len(unit.files), "bytes": unit.bytes,
+            "paths": [f.path for f in unit.files],
+            "why": ("REFUSED: " + unit.refused) if unit.refused else "; ".join(unit.reasons),
+            "reasons": unit.reasons, "refused": unit.refused,
+            "sender": unit.sender, "recipients": unit.recipients, "error": unit.error,
+        }
+
+
+def single_spool(source: str | Path | Spool | MultiSpool, mta: str | None = None) -> Spool:
+    """Operations act on one spool at a time (paths in the manifest are relative to it)."""
+    opened = source if isinstance(source, (Spool, MultiSpool)) else open_spool(source, mta=mta)
+    if isinstance(opened, MultiSpool):
+        roots = ", ".join(str(s.root) for s in opened.spools)
+        raise SpoolError(f"several spools below {source}: {roots}; run the operation on one of them")
+    return opened
+
+
+def check_unit_files(root: Path, files: Sequence[str]) -> tuple[list[PlannedFile], str | None]:
+    """Sizes of a unit's files, and why the unit must be refused (symlink, odd file, escape)."""
+    planned = []
+    problem = None
+    if not files:
+        return planned, "the reader listed no files for this unit"
+    for rel in files:
+        try:
+            st = os.lstat(fsutil.resolve_inside(root, rel, fresh=True))
+        except fsutil.UnsafePathError as exc:
+            planned.append(PlannedFile(rel, None))
+            problem = problem or str(exc)
+            continue
+        except FileNotFoundError:
+            planned.append(PlannedFile(rel, None))
+            problem = problem or f"{rel}: vanished (delivered or moved since the scan)"
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            problem = problem or f"{rel}: is a symlink, not followed"
+        elif not stat.S_ISREG(st.st_mode):
+            problem = problem or f"{rel}: not a regular file"
+        planned.append(PlannedFile(rel, st.st_size))
+    return planned, problem
+
+
+def selected_records(spool: Spool, selection: Selection, *, jobs: int = 1, settings: Any = None,
+                     logs: Sequence[str | Path] = (), now: float | None = None
+                     ) -> Iterable[tuple[QueuedMessage, list[str]]]:
+    """(record, reasons) for every record the selection picks.
+
+    Verdict, score and campaign exist only after analysis, so a selection on them
+    runs queuetool.analysis.analyze; others need only the scan.
+    """
+    if selection.needs_scoring() or logs:
+        from ..analysis import analyze
+        from ..config import load_settings
+
+        records = analyze(spool, settings=settings or load_settings(), logs=logs, jobs=jobs)
+    else:
+        from ..scan import scan
+
+        records = scan(spool, jobs=jobs)
+    for record in records:
+        reasons = selection.reasons(record, now)
+        if reasons is not None:
+            yield record, reasons
+
+
+def make_plan(
+    source: str | Path | Spool | MultiSpool,
+    selection: Selection,
+    *,
+    op: str = "quarantine",
+    qdir: str | Path | None = None,
+    mta: str | None = None,
+    mta_config: str | None = None,
+    offline: bool = False,
+    jobs: int = 1,
+    settings: Any = None,
+    logs: Sequence[str | Path] = (),
+    now: float | None = None,
+) -> Plan:
+    """What `op` would do to `source` for `selection` (nothing is changed)."""
+    if selection.is_empty():
+        raise SelectionError("no selection given; choose messages with --id, --where, --sender ... "
+                             "(every message: --where true)")
+    spool = single_spool(source, mta)
+    root = Path(spool.root)
+    if qdir is not None:
+        check_qdir_location(Path(qdir), root)
+    live = detect_live(root, spool.mta, mta_config=mta_config, offline=offline)
+    plan = Plan(op=op, spool_root=root, mta=spool.mta, selection=selection.describe(), live=live,
+                qdir=Path(qdir) if qdir is not None else None)
+    for record, reasons in selected_records(spool, selection, jobs=jobs, settings=settings, logs=logs, now=now):
+        files, problem = check_unit_files(root, record.files)
+        if live.how == "refuse":
+            problem = problem or live.why
+        plan.units.append(PlannedUnit(
+            id=record.id, queue=record.queue, mta=record.mta, files=files, reasons=reasons,
+            sender=record.sender, recipients=len(record.recipients), error=record.error, refused=problem,
+        ))
+    return plan
+
+
+def refuse_if_live_without_tools(plan: Plan) -> None:
+    """Exchange spools need --offline; raise RefusedError with what to do."""
+    if plan.live.how == "refuse" and plan.units:
+        raise RefusedError(plan.live.why)

@@ -1,0 +1,721 @@
+"""Quarantine, purge, restore: moving message units out of a spool and back, losslessly.
+
+Per unit, one journaled transaction (see journal.py for the QDIR layout):
+    begin -> each file: copy, fsync file and directory, re-read and verify sha256
+          -> manifest lines -> re-check each original (inode, size, mtime, sha256)
+          -> remove the originals (unlink, or the MTA's tool) -> commit
+Copies are made by reading and writing bytes, never rename, so QDIR may be on
+another filesystem. Nothing is removed before every file of the unit has a verified
+copy; `recover` finishes or undoes whatever a crash interrupted.
+
+Restore writes each file to a temporary name in the destination directory, fsyncs,
+sets mode, owner and mtime, then hard-links it to its name (which fails rather than
+overwrite) — the copy in QDIR is removed only after that.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from .. import fsutil
+from ..model import QueuedMessage
+from .journal import (
+    MANIFEST, UNITS, HeldUnit, QdirLock, RefusedError, Txn, append_line, audit, check_qdir_location,
+    held_units, journal, new_txn_id, open_qdir, operator_name, path_fields, read_lines, utc_now,
+)
+from .mta import BusyError, UnitLock, check_postfix_config, postfix_delete, postfix_hold, postfix_release
+from .plan import Plan, PlannedUnit, check_unit_files
+
+CHUNK = 1 << 20
+TMP_PREFIX = ".queuetool-"
+
+# Test hooks for fault injection. CRASH_HOOK(step_name) is called at every step;
+# raising from it simulates a crash there. QUEUETOOL_TEST_KILL_AT_STEP=N makes the
+# process SIGKILL itself at the Nth step (subprocess crash tests).
+CRASH_HOOK: Callable[[str], None] | None = None
+_step_count = 0
+
+
+def _step(name: str) -> None:
+    global _step_count
+    _step_count += 1
+    if CRASH_HOOK is not None:
+        CRASH_HOOK(name)
+    kill_at = os.environ.get("QUEUETOOL_TEST_KILL_AT_STEP")
+    if kill_at and kill_at.isdigit() and _step_count == int(kill_at) and hasattr(signal, "SIGKILL"):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class ChangedError(Exception):
+    """A file changed between copy and removal (MTA activity or queue-id reuse)."""
+
+
+# ------------------------------------------------------------- file steps
+
+def _open_source(root: Path, rel: str) -> tuple[int, os.stat_result]:
+    path = fsutil.resolve_inside(root, rel, fresh=True)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+                 | getattr(os, "O_NONBLOCK", 0))
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise RefusedError(f"{rel}: not a regular file")
+    return fd, st
+
+
+def _chunks(fd: int) -> Iterable[bytes]:
+    os.lseek(fd, 0, os.SEEK_SET)
+    while True:
+        chunk = os.read(fd, CHUNK)
+        if not chunk:
+            return
+        yield chunk
+
+
+def sha256_fd(fd: int) -> str:
+    digest = hashlib.sha256()
+    for chunk in _chunks(fd):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_path(root: Path, rel: str) -> str:
+    fd, _st = _open_source(root, rel)
+    try:
+        return sha256_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def _make_dirs(base: Path, rel_dir: str, mode: int = 0o700) -> None:
+    """mkdir -p base/rel_dir, refusing symlinked components; fsyncs what it creates."""
+    path = Path(base)
+    for part in [p for p in rel_dir.split("/") if p]:
+        if part == "..":
+            raise fsutil.UnsafePathError(f"{rel_dir!r} leaves {base}")
+        parent, path = path, path / part
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            os.mkdir(path, mode)
+            fsutil.fsync_directory(parent)
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            raise fsutil.UnsafePathError(f"{path} is not a directory (symlink?); not followed")
+
+
+def _write_new(path: str, chunks: Iterable[bytes]) -> str:
+    """Create `path` (must not exist), write, fsync; returns the sha256 written."""
+    digest = hashlib.sha256()
+    out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+                  | getattr(os, "O_BINARY", 0), 0o600)
+    try:
+        for chunk in chunks:
+            digest.update(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(out, view):]
+        os.fsync(out)
+    finally:
+        os.close(out)
+    return digest.hexdigest()
+
+
+def _set_meta(path: str, facts: dict[str, Any]) -> None:
+    if fsutil.current_uid() == 0 and facts.get("uid") is not None and hasattr(os, "chown"):
+        try:
+            os.chown(path, int(facts["uid"]), int(facts["gid"]), follow_symlinks=False)
+        except (OSError, NotImplementedError):
+            pass
+    os.chmod(path, int(facts["mode"]) & 0o7777)
+    mtime_ns = int(facts["mtime_ns"])
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+def copy_verified(root: Path, rel: str, dest: Path, fd: int | None = None) -> dict[str, Any]:
+    """Copy root/rel to dest (new file) with mode and mtime; fsync; verify by re-reading.
+
+    Returns the facts the manifest and the later re-check need. `fd` is an already
+    open (locked) descriptor of the source to read through.
+    """
+    own = fd is None
+    if own:
+        fd, st = _open_source(root, rel)
+    else:
+        st = os.fstat(fd)
+    try:
+        written = _write_new(os.fspath(dest), _chunks(fd))
+        after = os.fstat(fd)
+    finally:
+        if own:
+            os.close(fd)
+    if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+        raise ChangedError(f"{rel}: changed while being copied")
+    facts = {
+        "sha256": written, "size": st.st_size, "mode": stat.S_IMODE(st.st_mode),
+        "mtime": st.st_mtime, "mtime_ns": st.st_mtime_ns, "mtime_utc": fsutil.iso_utc(st.st_mtime),
+        "uid": getattr(st, "st_uid", None), "gid": getattr(st, "st_gid", None),
+        "ino": st.st_ino, "dev": st.st_dev,
+    }
+    _set_meta(os.fspath(dest), {**facts, "uid": None})
+    fsutil.fsync_directory(dest.parent)
+    check_fd = os.open(dest, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        if sha256_fd(check_fd) != written:
+            raise ChangedError(f"{rel}: the copy in quarantine does not verify (disk error?)")
+    finally:
+        os.close(check_fd)
+    return facts
+
+
+def recheck_original(root: Path, rel: str, facts: dict[str, Any], fd: int | None = None) -> None:
+    """Raise ChangedError unless root/rel is still the file that was copied.
+
+    Guards against queue-id reuse and MTA writes between copy and removal.
+    """
+    path = fsutil.resolve_inside(root, rel, fresh=True)
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or (st.st_ino, st.st_size, st.st_mtime_ns) != (
+            facts["ino"], facts["size"], facts["mtime_ns"]):
+        raise ChangedError(f"{rel}: changed since it was copied (inode, size or mtime)")
+    digest = sha256_fd(fd) if fd is not None else sha256_path(root, rel)
+    if digest != facts["sha256"]:
+        raise ChangedError(f"{rel}: content changed since it was copied")
+
+
+def _unlink(root: Path, rel: str) -> None:
+    path = fsutil.resolve_inside(root, rel, fresh=True)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    fsutil.fsync_directory(os.path.dirname(path))
+
+
+def _stored_path(qdir: Path, stored: str) -> Path:
+    if stored.startswith("/") or ".." in stored.split("/"):
+        raise fsutil.UnsafePathError(f"stored path {stored!r} leaves the quarantine directory")
+    return Path(fsutil.resolve_inside(qdir, stored, fresh=True))
+
+
+# ------------------------------------------------------------- results
+
+@dataclass
+class UnitOutcome:
+    id: str
+    status: str          # quarantined | purged | discarded | restored | skipped | refused | busy | gone
+    files: int = 0
+    bytes: int = 0
+    txn: str | None = None
+    why: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "status": self.status, "files": self.files, "bytes": self.bytes,
+                "txn": self.txn, "why": self.why}
+
+
+@dataclass
+class ApplyResult:
+    qdir: Path
+    outcomes: list[UnitOutcome] = field(default_factory=list)
+
+    def count(self, *statuses: str) -> int:
+        return sum(1 for o in self.outcomes if o.status in statuses)
+
+    @property
+    def refused(self) -> list[UnitOutcome]:
+        return [o for o in self.outcomes if o.status == "refused"]
+
+
+# ---------------------------------------------------------- quarantine
+
+def apply_plan(
+    plan: Plan,
+    qdir: str | Path | None = None,
+    *,
+    discard_copies: bool = False,
+    mta_config: str | None = None,
+) -> ApplyResult:
+    """Carry out a quarantine or purge plan; returns one outcome per planned unit.
+
+    `discard_copies` (purge only) deletes the quarantined copies after the unit is
+    out of the spool; the manifest with hashes stays.
+    """
+    qdir = Path(qdir if qdir is not None else plan.qdir)
+    if discard_copies and plan.op != "purge":
+        raise ValueError("discarding copies is only for purge")
+    check_qdir_location(qdir, plan.spool_root)
+    if plan.live.how == "refuse" and plan.units:
+        raise RefusedError(plan.live.why)
+    qdir = open_qdir(qdir, create=True)
+    result = ApplyResult(qdir)
+    with QdirLock(qdir):
+        audit(qdir, f"{plan.op}-start", spool=str(plan.spool_root), mta=plan.mta, selection=plan.selection,
+              units=len(plan.actionable), live=plan.live.why)
+        units = plan.actionable
+        result.outcomes.extend(UnitOutcome(u.id, "refused", len(u.files), u.bytes, why=u.refused or "")
+                               for u in plan.units if u.refused)
+        config = None
+        if plan.live.how == "postsuper":
+            config = check_postfix_config(plan.spool_root, mta_config or plan.live.config)
+            units = _postfix_hold_and_relocate(plan, units, config, result)
+        for unit in units:
+            result.outcomes.append(_quarantine_unit(qdir, plan, unit, config, discard_copies))
+        audit(qdir, f"{plan.op}-end", spool=str(plan.spool_root),
+              done=result.count("quarantined", "purged", "discarded"),
+              skipped=len(result.outcomes) - result.count("quarantined", "purged", "discarded"))
+    return result
+
+
+def _postfix_hold_and_relocate(plan: Plan, units: list[PlannedUnit], config: str,
+                               result: ApplyResult) -> list[PlannedUnit]:
+    """Hold the selected messages with postsuper -h, then find their files in hold/.
+
+    The original paths are kept (in `reasons`-free `orig` mapping) so a restore puts
+    each file back where it was.
+    """
+    from ..scan import scan
+
+    ids = [u.id for u in units if u.queue != "hold"]
+    postfix_hold(config, ids)
+    _step("postfix-held")
+    wanted = {u.id: u for u in units}
+    fresh: dict[str, QueuedMessage] = {}
+    for record in scan(plan.spool_root, mta="postfix"):
+        if record.id in wanted and record.queue == "hold":
+            fresh[record.id] = record
+    out = []
+    for unit in units:
+        record = fresh.get(unit.id)
+        if record is None:
+            result.outcomes.append(UnitOutcome(unit.id, "gone", why="no longer queued (delivered or removed)"))
+            continue
+        files, problem = check_unit_files(plan.spool_root, record.files)
+        if problem:
+            postfix_release(config, [unit.id] if unit.queue != "hold" else [])
+            result.outcomes.append(UnitOutcome(unit.id, "refused", why=problem))
+            continue
+        moved = PlannedUnit(unit.id, "hold", unit.mta, files, unit.reasons, unit.sender, unit.recipients,
+                            unit.error)
+        # where each file was before the hold: the queue file moved, the logs did not
+        orig = {files[0].path: unit.files[0].path} if unit.files else {}
+        moved.reasons = list(unit.reasons)
+        setattr(moved, "orig", orig)
+        setattr(moved, "was_queue", unit.queue)
+        out.append(moved)
+    return out
+
+
+def _quarantine_unit(qdir: Path, plan: Plan, unit: PlannedUnit, config: str | None,
+                     discard_copies: bool) -> UnitOutcome:
+    root = plan.spool_root
+    rels = [f.path for f in unit.files]
+    orig = getattr(unit, "orig", {})
+    txn = new_txn_id(unit.id)
+    files = [{**path_fields(rel), "orig": orig.get(rel, rel), "stored": f"{UNITS}/{txn}/{rel}"} for rel in rels]
+    how = plan.live.how
+    try:
+        with UnitLock(root, how, unit.id, rels) as lock:
+            journal(qdir, "begin", txn, op="quarantine", kind=plan.op, spool=str(root), mta=plan.mta,
+                    unit=unit.id, queue=getattr(unit, "was_queue", unit.queue), removal=how, config=config,
+                    files=files, reasons=unit.reasons, selection=plan.selection,
+                    operator=operator_name(), time=utc_now())
+            _step("begin")
+            copied: dict[str, dict[str, Any]] = {}
+            try:
+                for entry in files:
+                    rel = entry["path"]
+                    dest = _stored_path(qdir, entry["stored"])
+                    _make_dirs(qdir, os.path.dirname(entry["stored"]))
+                    copied[rel] = copy_verified(root, rel, dest, lock.fd_for(rel))
+                    journal(qdir, "copied", txn, path=rel, **copied[rel])
+                    _step("copied")
+            except (ChangedError, FileNotFoundError, RefusedError, fsutil.UnsafePathError) as exc:
+                _roll_back(qdir, txn, files, root, reason=str(exc))
+                return UnitOutcome(unit.id, "skipped", len(rels), unit.bytes, txn, f"rolled back: {exc}")
+            _write_manifest(qdir, txn, plan.op, plan, unit, files, copied)
+            journal(qdir, "manifested", txn)
+            _step("manifested")
+            try:
+                for rel in rels:
+                    recheck_original(root, rel, copied[rel], lock.fd_for(rel))
+            except (ChangedError, FileNotFoundError, fsutil.UnsafePathError) as exc:
+                _roll_back(qdir, txn, files, root, reason=str(exc))
+                return UnitOutcome(unit.id, "skipped", len(rels), unit.bytes, txn, f"rolled back: {exc}")
+            _remove_originals(qdir, txn, root, how, config, unit.id, rels)
+    except BusyError as exc:
+        return UnitOutcome(unit.id, "busy", len(rels), unit.bytes, None, str(exc))
+    journal(qdir, "commit", txn, result="quarantined")
+    status = "purged" if plan.op == "purge" else "quarantined"
+    audit(qdir, plan.op, txn=txn, unit=unit.id, mta=plan.mta, spool=str(root), files=len(rels),
+          bytes=sum(c["size"] for c in copied.values()), reasons=unit.reasons)
+    _step("commit")
+    if discard_copies:
+        discard(qdir, txn, locked=True)
+        status = "discarded"
+    return UnitOutcome(unit.id, status, len(rels), sum(c["size"] for c in copied.values()), txn)
+
+
+def _write_manifest(qdir: Path, txn: str, op: str, plan_or_begin: Any, unit: Any,
+                    files: list[dict[str, Any]], copied: dict[str, dict[str, Any]]) -> None:
+    """One manifest line per file (skipping lines already written for this txn)."""
+    done = {(line.get("txn"), line.get("source")) for line in read_lines(qdir / MANIFEST)}
+    begin = plan_or_begin if isinstance(plan_or_begin, dict) else None
+    for entry in files:
+        rel = entry["path"]
+        if (txn, rel) in done:
+            continue
+        facts = copied[rel]
+        line = {
+            **path_fields(entry["orig"]), "source": rel, "stored": entry["stored"],
+            "sha256": facts["sha256"], "size": facts["size"], "mode": facts["mode"],
+            "mtime": facts["mtime"], "mtime_ns": facts["mtime_ns"], "mtime_utc": facts["mtime_utc"],
+            "uid": facts["uid"], "gid": facts["gid"],
+        }
+        if begin is not None:
+            line.update(unit=begin.get("unit"), queue=begin.get("queue"), mta=begin.get("mta"),
+                        spool=begin.get("spool"), op=begin.get("kind", "quarantine"),
+                        selection=begin.get("selection"), reasons=begin.get("reasons"))
+        else:
+            line.update(unit=unit.id, queue=getattr(unit, "was_queue", unit.queue), mta=plan_or_begin.mta,
+                        spool=str(plan_or_begin.spool_root), op=op, selection=plan_or_begin.selection,
+                        reasons=unit.reasons)
+        line.update(txn=txn, time=utc_now(), operator=operator_name())
+        append_line(qdir / MANIFEST, line)
+
+
+def _remove_originals(qdir: Path, txn: str, root: Path, how: str, config: str | None, unit_id: str,
+                      rels: Sequence[str]) -> None:
+    if how == "postsuper" and config:
+        queue_file = rels[0]
+        if os.path.lexists(fsutil.resolve_inside(root, queue_file, fresh=True)):
+            postfix_delete(config, unit_id, queue_file.split("/")[0])
+        for rel in rels:  # postsuper -d removed the logs too; clear anything it left
+            _unlink(root, rel)
+            journal(qdir, "removed", txn, path=rel)
+            _step("removed")
+        return
+    # dependent files first, the main file (the one the MTA scans for) last
+    for rel in list(rels[1:]) + list(rels[:1]):
+        _unlink(root, rel)
+        journal(qdir, "removed", txn, path=rel)
+        _step("removed")
+
+
+def _roll_back(qdir: Path, txn: str, files: list[dict[str, Any]], root: Path, reason: str) -> None:
+    """Undo a quarantine that did not finish copying: the originals stay, copies go."""
+    for entry in files:
+        try:
+            original_there = os.path.lexists(fsutil.resolve_inside(root, entry["path"], fresh=True))
+        except fsutil.UnsafePathError:
+            original_there = True
+        if not original_there:
+            continue  # never delete the only copy
+        try:
+            os.unlink(_stored_path(qdir, entry["stored"]))
+        except FileNotFoundError:
+            pass
+    journal(qdir, "commit", txn, result="rolled-back", reason=reason)
+    audit(qdir, "rollback", txn=txn, reason=reason)
+    _prune_empty(qdir, txn)
+
+
+# ------------------------------------------------------------- discard
+
+def discard(qdir: str | Path, txn_id: str, locked: bool = False) -> None:
+    """Delete the quarantined copies of one unit (purge --discard-copies); manifest stays."""
+    qdir = Path(qdir)
+    unit = next((u for u in held_units(qdir) if u.txn == txn_id), None)
+    if unit is None:
+        raise RefusedError(f"{txn_id}: not held in {qdir}")
+    dtxn = new_txn_id(unit.unit)
+    journal(qdir, "begin", dtxn, op="discard", of=txn_id, unit=unit.unit,
+            files=[{"path": f["stored"], "stored": f["stored"]} for f in unit.files], time=utc_now())
+    _step("discard-begin")
+    _finish_discard(qdir, dtxn, [f["stored"] for f in unit.files])
+    _prune_empty(qdir, txn_id)
+    audit(qdir, "discard", txn=txn_id, unit=unit.unit, files=len(unit.files), bytes=unit.size)
+
+
+def _finish_discard(qdir: Path, dtxn: str, stored: list[str]) -> None:
+    for item in stored:
+        try:
+            os.unlink(_stored_path(qdir, item))
+        except FileNotFoundError:
+            pass
+        journal(qdir, "unstored", dtxn, stored=item)
+        _step("unstored")
+    journal(qdir, "commit", dtxn, result="discarded")
+
+
+# -------------------------------------------------------------- restore
+
+@dataclass
+class RestorePlan:
+    qdir: Path
+    units: list[HeldUnit]
+    targets: dict[str, Path]            # txn -> spool root to restore into
+    problems: list[str] = field(default_factory=list)
+
+
+def plan_restore(qdir: str | Path, ids: Sequence[str] = (), into: str | Path | None = None) -> RestorePlan:
+    """Which held units a restore puts back, and anything that makes it unsafe.
+
+    Every stored copy is hashed and every destination checked now; a restore with
+    problems is refused as a whole (nothing half-done).
+    """
+    qdir = open_qdir(Path(qdir), create=False)
+    held = held_units(qdir)
+    if ids:
+        wanted = set(ids)
+        chosen = [u for u in held if u.unit in wanted or u.txn in wanted]
+        missing = wanted - {u.unit for u in chosen} - {u.txn for u in chosen}
+        if missing:
+            raise ValueError(f"not held in {qdir}: {', '.join(sorted(missing))}")
+    else:
+        chosen = held
+    plan = RestorePlan(qdir, chosen, {})
+    claimed: set[tuple[str, str]] = set()
+    for unit in chosen:
+        target = Path(into) if into is not None else Path(unit.spool)
+        plan.targets[unit.txn] = target
+        if not target.is_dir():
+            plan.problems.append(f"{unit.unit}: spool {target} is not a directory")
+            continue
+        try:
+            check_qdir_location(qdir, target)
+        except RefusedError as exc:
+            plan.problems.append(str(exc))
+            continue
+        for entry in unit.files:
+            rel = entry["path"]
+            try:
+                stored = _stored_path(qdir, entry["stored"])
+                fd, _st = _open_source(qdir, entry["stored"])
+                try:
+                    digest = sha256_fd(fd)
+                finally:
+                    os.close(fd)
+            except (OSError, RefusedError) as exc:
+                plan.problems.append(f"{unit.unit}: {entry['stored']}: {exc}")
+                continue
+            if digest != entry.get("sha256"):
+                plan.problems.append(f"{unit.unit}: {stored} fails its sha256 check (manifest {entry.get('sha256')})")
+            try:
+                dest = fsutil.resolve_inside(target, rel, fresh=True)
+            except fsutil.UnsafePathError as exc:
+                plan.problems.append(f"{unit.unit}: {exc}")
+                continue
+            if os.path.lexists(dest) or (str(target), rel) in claimed:
+                plan.problems.append(f"{unit.unit}: {dest} exists; refusing to overwrite it")
+            claimed.add((str(target), rel))
+    return plan
+
+
+def apply_restore(plan: RestorePlan) -> ApplyResult:
+    """Put the planned units back; refuses (RefusedError) if the plan has problems."""
+    if plan.problems:
+        raise RefusedError(plan.problems[0] + (f" (and {len(plan.problems) - 1} more)" if len(plan.problems) > 1 else ""))
+    result = ApplyResult(plan.qdir)
+    with QdirLock(plan.qdir):
+        current = {u.txn for u in held_units(plan.qdir)}
+        for unit in plan.units:
+            if unit.txn not in current:
+                result.outcomes.append(UnitOutcome(unit.unit, "gone", why="no longer held (restored meanwhile)"))
+                continue
+            result.outcomes.append(_restore_unit(plan.qdir, unit, plan.targets[unit.txn]))
+    return result
+
+
+def _restore_unit(qdir: Path, unit: HeldUnit, target: Path) -> UnitOutcome:
+    rtxn = new_txn_id(unit.unit)
+    files = [dict(f) for f in unit.files]
+    journal(qdir, "begin", rtxn, op="restore", of=unit.txn, unit=unit.unit, spool=str(target),
+            files=files, time=utc_now(), operator=operator_name())
+    _step("restore-begin")
+    problems = _place_all(qdir, rtxn, files, target)
+    if problems:
+        # placed files stay (they verified); the rest stay in QDIR; recover can finish it
+        return UnitOutcome(unit.unit, "refused", len(files), unit.size, rtxn, "; ".join(problems))
+    _unstore_all(qdir, rtxn, files)
+    journal(qdir, "commit", rtxn, result="restored")
+    _prune_empty(qdir, unit.txn)
+    audit(qdir, "restore", txn=unit.txn, restore_txn=rtxn, unit=unit.unit, spool=str(target),
+          files=len(files), bytes=unit.size)
+    _step("restore-commit")
+    return UnitOutcome(unit.unit, "restored", len(files), unit.size, rtxn)
+
+
+def _tmp_name(rtxn: str, index: int) -> str:
+    return f"{TMP_PREFIX}{rtxn}-{index}.tmp"
+
+
+def _place_all(qdir: Path, rtxn: str, files: list[dict[str, Any]], target: Path) -> list[str]:
+    """Place every file (main file last, so the MTA never sees a half unit)."""
+    problems = []
+    order = list(range(1, len(files))) + [0] if files else []
+    for index in order:
+        entry = files[index]
+        rel = entry["path"]
+        dest = fsutil.resolve_inside(target, rel, fresh=True)
+        if os.path.lexists(dest):
+            if _same_file(dest, entry):
+                journal(qdir, "placed", rtxn, path=rel)
+                continue
+            problems.append(f"{dest} exists; not overwritten")
+            continue
+        _make_dirs(target, os.path.dirname(rel))
+        dest = fsutil.resolve_inside(target, rel, fresh=True)
+        tmp = os.path.join(os.path.dirname(dest), _tmp_name(rtxn, index))
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        fd, _st = _open_source(qdir, entry["stored"])
+        try:
+            digest = _write_new(tmp, _chunks(fd))
+        finally:
+            os.close(fd)
+        if digest != entry["sha256"]:
+            os.unlink(tmp)
+            problems.append(f"{entry['stored']}: fails its sha256 check; not restored")
+            continue
+        _set_meta(tmp, entry)
+        _step("restore-written")
+        try:
+            os.link(tmp, dest)   # fails instead of overwriting
+        except FileExistsError:
+            os.unlink(tmp)
+            problems.append(f"{dest} appeared meanwhile; not overwritten")
+            continue
+        os.unlink(tmp)
+        fsutil.fsync_directory(os.path.dirname(dest))
+        journal(qdir, "placed", rtxn, path=rel)
+        _step("placed")
+    return problems
+
+
+def _same_file(path: str, entry: dict[str, Any]) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+    except OSError:
+        return False
+    try:
+        return sha256_fd(fd) == entry.get("sha256")
+    finally:
+        os.close(fd)
+
+
+def _unstore_all(qdir: Path, rtxn: str, files: list[dict[str, Any]]) -> None:
+    for entry in files:
+        try:
+            os.unlink(_stored_path(qdir, entry["stored"]))
+        except FileNotFoundError:
+            pass
+        journal(qdir, "unstored", rtxn, stored=entry["stored"])
+        _step("unstored")
+    fsutil.fsync_directory(qdir / UNITS)
+
+
+# --------------------------------------------------- crash recovery steps
+
+def finish_interrupted(qdir: Path, txn: Txn, mta_config: str | None = None) -> str:
+    """Complete ('completed') or roll back ('rolled-back') one uncommitted transaction."""
+    begin = txn.begin
+    if txn.op == "quarantine":
+        root = Path(begin["spool"])
+        files = txn.files
+        if not txn.all_copied() or not all(_copy_verifies(qdir, f, txn.copied[f["path"]]) for f in files):
+            _roll_back(qdir, txn.txn, files, root, reason="interrupted before every file had a verified copy")
+            _prune_empty(qdir, txn.txn)
+            return "rolled-back"
+        _write_manifest(qdir, txn.txn, begin.get("kind", "quarantine"), begin, None, files, txn.copied)
+        journal(qdir, "manifested", txn.txn)
+        how = begin.get("removal", "unlink")
+        config = begin.get("config") or mta_config
+        kept = []
+        present = []
+        for entry in files:
+            rel = entry["path"]
+            if not os.path.lexists(fsutil.resolve_inside(root, rel, fresh=True)):
+                continue
+            try:
+                recheck_original(root, rel, txn.copied[rel])
+                present.append(rel)
+            except (ChangedError, OSError):
+                kept.append(rel)
+        if how == "postsuper" and present:
+            from .mta import postfix_master_pid
+
+            if postfix_master_pid(root) is None:
+                how = "unlink"
+        _remove_present(qdir, txn.txn, root, how, config, begin.get("unit", ""),
+                        [f["path"] for f in files], present)
+        journal(qdir, "commit", txn.txn, result="quarantined", recovered=True, kept=kept)
+        audit(qdir, "recover-complete", txn=txn.txn, unit=begin.get("unit"),
+              kept_changed_originals=kept)
+        return "completed"
+    if txn.op == "restore":
+        target = Path(begin["spool"])
+        files = txn.files
+        for index, entry in enumerate(files):
+            dest = fsutil.resolve_inside(target, entry["path"], fresh=True)
+            tmp = os.path.join(os.path.dirname(dest), _tmp_name(txn.txn, index))
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+        problems = _place_all(qdir, txn.txn, files, target)
+        if problems:
+            raise RefusedError("; ".join(problems))
+        _unstore_all(qdir, txn.txn, files)
+        journal(qdir, "commit", txn.txn, result="restored", recovered=True)
+        _prune_empty(qdir, begin.get("of", ""))
+        audit(qdir, "recover-complete", txn=txn.txn, unit=begin.get("unit"), op="restore")
+        return "completed"
+    if txn.op == "discard":
+        _finish_discard(qdir, txn.txn, [f["stored"] for f in txn.files])
+        _prune_empty(qdir, begin.get("of", ""))
+        audit(qdir, "recover-complete", txn=txn.txn, unit=begin.get("unit"), op="discard")
+        return "completed"
+    journal(qdir, "commit", txn.txn, result="unknown-op")
+    return "rolled-back"
+
+
+def _copy_verifies(qdir: Path, entry: dict[str, Any], facts: dict[str, Any]) -> bool:
+    try:
+        fd, _st = _open_source(qdir, entry["stored"])
+    except (OSError, RefusedError):
+        return False
+    try:
+        return sha256_fd(fd) == facts.get("sha256")
+    finally:
+        os.close(fd)
+
+
+def _prune_empty(qdir: Path, txn_id: str) -> None:
+    """Drop the empty directories left under units/<txn> once its copies are gone."""
+    if not txn_id:
+        return
+    base = qdir / UNITS / txn_id
+    if not base.is_dir() or base.is_symlink():
+        return
+    for dirpath, dirnames, filenames in os.walk(base, topdown=False):
+        if not filenames:
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                pass
+
+
+def _remove_present(qdir: Path, txn: str, root: Path, how: str, config: str | None, unit_id: str,
+                    rels: list[str], present: list[str]) -> None:
+    if how == "postsuper" and config and rels and rels[0] in present:
+        postfix_delete(config, unit_id, rels[0].split("/")[0])
+    lock_how = how if how in ("exim-lock", "sendmail-flock") else "unlink"
+    with UnitLock(root, lock_how, unit_id, present):
+        for rel in [r for r in rels[1:] + rels[:1] if r in present]:
+            _unlink(root, rel)
+            journal(qdir, "removed", txn, path=rel)
+            _step("removed")
