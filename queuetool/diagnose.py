@@ -509,7 +509,7 @@ def _scan_log_lines(facts: _Facts, path: Path, fmt: str | None, logs_pkg: Any) -
             vs = _VIRTUAL_SERVER.search(row.get("s-sitename", ""))
             if vs:
                 facts.virtual_servers.add(vs.group(1) or vs.group(2))
-        observation = _line_observation(line, f"{path.name}:{lineno}", fmt, w3c, w3c_session)
+        observation = _line_observation(line, f"{path}:{lineno}", fmt, w3c, w3c_session)
         if observation is not None:
             facts.observations.append(observation)
 
@@ -864,7 +864,8 @@ def _scenario_finding(number: int, observations: list[Observation], support: dic
         id=_SCENARIO_IDS[number], severity=severity,
         title=f"KB 895853 scenario {number}: {_SCENARIO_TITLES[number]}",
         evidence=evidence,
-        cause=f"The evidence fits scenario {number} of KB 895853: {_SCENARIO_TITLES[number]}.",
+        cause=(f"The evidence fits scenario {number} of KB 895853 ({_SCENARIO_TITLES[number]}): "
+               f"{support.get('why', 'see evidence')}."),
         confirm=[_SCENARIO_CONFIRM[number]], remedy=[_SCENARIO_REMEDY[number]],
         references=_SCENARIO_REFS[number],
     )
@@ -1017,12 +1018,14 @@ def diagnose(
     mta: str | None = None,
     jobs: int = 1,
     use_trace: bool = True,
+    logs_below: bool = True,
 ) -> DiagnoseResult:
     """Walk KB 895853 (and the generic NDR checks) over a spool and its logs.
 
     `source` is a spool path/Spool; `records` (already read) and `events` may be given
     instead, e.g. by tests or by a caller that scanned already. `settings` supplies the
     organisation's domains (a config.Settings, or a dict with local_domains ...).
+    `logs_below` also reads the logs found inside a server tree (spools.find_logs).
     """
     facts = _Facts()
     ours = _our_domains(settings)
@@ -1031,9 +1034,15 @@ def diagnose(
     if records is None:
         if source is None:
             raise ValueError("diagnose needs a spool or records")
-        from .spools import MultiSpool, Spool, open_spool
+        from . import spools as spools_pkg
 
-        spool = source if isinstance(source, (Spool, MultiSpool)) else open_spool(source, mta=mta)
+        if isinstance(source, (spools_pkg.Spool, spools_pkg.MultiSpool)):
+            spool = source
+        else:
+            spool = spools_pkg.open_spool(source, mta=mta)
+            if logs_below and hasattr(spools_pkg, "find_logs"):
+                found = [Path(p) for p in spools_pkg.find_logs(source)]
+                log_paths += [p for p in found if p not in log_paths]
         records = _records_of(spool, settings, log_paths, jobs)
     _gather_records(facts, records, ours, spool)
     _gather_logs(facts, log_paths)
@@ -1082,3 +1091,62 @@ def _records_of(spool: Any, settings: Any, log_paths: list[Path], jobs: int) -> 
     from .scan import scan
 
     yield from scan(spool, jobs=jobs, keep_headers=True)
+
+
+def settings_for(local_domains: Iterable[str] = (), config_path: str | Path | None = None) -> Any:
+    """Settings from --local-domain/--config: config.load_settings when present, else a dict."""
+    try:
+        from .config import load_settings
+    except ImportError:
+        load_settings = None
+    if load_settings is not None:
+        return load_settings(config_path, local_domains=list(local_domains))
+    if config_path is not None:
+        raise ValueError("--config needs queuetool.config, which this installation lacks")
+    return {"local_domains": [d.lower() for d in local_domains]}
+
+
+def render_text(result: DiagnoseResult) -> str:
+    """The human view: one block per finding, most severe first, then what was read."""
+    lines: list[str] = []
+    if not result.findings:
+        lines.append("No findings: no NDRs, block-list rejections, stuck destinations, relay "
+                     "abuse or known events in what was read.")
+    for finding in result.findings:
+        lines.append(f"[{finding.severity.upper()}] {finding.id}: {finding.title}")
+        evidence = finding.evidence
+        lines.append(f"  evidence: {_evidence_line(evidence)}")
+        for example in evidence.get("examples", [])[:3]:
+            lines.append(f"    e.g. {_clip(example, 110)}")
+        lines.append(f"  cause:    {finding.cause}")
+        for step in finding.confirm:
+            lines.append(f"  confirm:  {step}")
+        for step in finding.remedy:
+            lines.append(f"  remedy:   {step}")
+        if finding.references:
+            lines.append(f"  refs:     {', '.join(finding.references)}")
+        lines.append("")
+    inputs = result.inputs
+    lines.append(f"read: {inputs.get('records', 0)} record(s), {inputs.get('statuses', 0)} status(es), "
+                 f"{inputs.get('events', 0)} event(s), {len(inputs.get('logs', []))} log file(s), "
+                 f"{inputs.get('dsn_parsed', 0)} DSN(s)")
+    for note in inputs.get("notes", []):
+        lines.append(f"note: {note}")
+    return "\n".join(lines) + "\n"
+
+
+def _evidence_line(evidence: dict[str, Any]) -> str:
+    parts = [f"count {evidence.get('count', 0)}"]
+    for key in ("by_destination_domain", "by_remote_host", "by_client", "accounts", "clients",
+                "destinations"):
+        rows = evidence.get(key)
+        if not rows:
+            continue
+        shown = []
+        for row in rows[:3]:
+            if isinstance(row, dict):
+                label = row.get("key") or row.get("account") or row.get("client") or row.get("domain")
+                number = row.get("count") or row.get("messages")
+                shown.append(f"{label} ({number})" if number is not None else str(label))
+        parts.append(f"{key.replace('by_', '').replace('_', ' ')}: {', '.join(shown)}")
+    return "; ".join(parts)
