@@ -10,9 +10,11 @@ Library first: every CLI verb is a function here.
 from .model import RECORD_KEYS, QueuedMessage, QueueUnit, RuleHit
 from .scan import scan
 from .spools import MultiSpool, Spool, SpoolError, find_spools, open_spool
+from .ops import purge, quarantine, recover, restore, select
 
 __all__ = [
     "RECORD_KEYS", "QueuedMessage", "QueueUnit", "RuleHit", "scan",
     "MultiSpool", "Spool", "SpoolError", "find_spools", "open_spool",
+    "purge", "quarantine", "recover", "restore", "select",
 ]
 __version__ = "0.1.0"

@@ -209,5 +209,233 @@ def diagnose_command(spool: Path, mta: str | None, logs: tuple[Path, ...], local
         click.echo(render_text(result), nl=False)
 
 
+# ---- selection and safe operations (quarantine / purge / restore / recover) ----
+
+def selection_options(func: Callable) -> Callable:
+    """The shared selection flags; the command receives one `selection` (ops.Selection).
+
+    A bad --where is a usage error (exit 2) whose message points at the column.
+    """
+    from .model import VERDICTS
+
+    options = [
+        click.option("--where", "where", metavar="EXPR",
+                     help="Expression over record keys, e.g. 'auth_user == \"scanner\" and age > 2h'."),
+        click.option("--id", "ids", multiple=True, metavar="ID", help="Queue id; repeatable."),
+        click.option("--verdict", "verdicts", multiple=True, type=click.Choice(VERDICTS), help="Repeatable."),
+        click.option("--auth-user", "auth_users", multiple=True, metavar="LOGIN", help="SMTP AUTH login; repeatable."),
+        click.option("--sender", "senders", multiple=True, metavar="GLOB", help="Envelope sender glob; repeatable."),
+        click.option("--recipient", "recipients", multiple=True, metavar="GLOB", help="Any recipient matches; repeatable."),
+        click.option("--campaign", "campaigns", multiple=True, metavar="ID", help="Campaign id; repeatable."),
+        click.option("--min-score", "min_score", type=float, default=None, metavar="N"),
+        click.option("--older-than", "older_than", metavar="DUR", help="Arrived more than DUR ago (90s, 30m, 2h, 7d)."),
+        click.option("--queue", "queues", multiple=True, metavar="NAME", help="MTA queue name (deferred, hold, frozen ...)."),
+    ]
+    names = ("where", "ids", "verdicts", "auth_users", "senders", "recipients", "campaigns", "min_score",
+             "older_than", "queues")
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .ops import SelectionError, make_selection
+
+        given = {name: kwargs.pop(name) for name in names}
+        try:
+            kwargs["selection"] = make_selection(**given)
+        except SelectionError as exc:
+            pointer = exc.pointer()
+            raise click.UsageError(f"--where {exc}" + (f"\n{pointer}" if pointer else "")
+                                   if exc.text else str(exc)) from None
+        return func(*args, **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def ops_errors(func: Callable) -> Callable:
+    """RefusedError -> exit 4 with its one line; a missing selection -> usage error."""
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .ops import RefusedError, SelectionError
+
+        try:
+            return func(*args, **kwargs)
+        except RefusedError as exc:
+            click.echo(f"queuetool: refused: {exc}", err=True)
+            sys.exit(EXIT_REFUSED)
+        except SelectionError as exc:
+            raise click.UsageError(str(exc)) from None
+
+    return wrapper
+
+
+def _echo_plan_and_outcome(report: Any, fmt: str, apply: bool) -> None:
+    from .ops.plan import PLAN_COLUMNS, plan_rows
+
+    out = click.get_text_stream("stdout")
+    plan = report.plan
+    if not apply:
+        output.write_rows(plan_rows(plan), fmt, out, PLAN_COLUMNS)
+        if fmt == "table":
+            refused = len(plan.units) - len(plan.actionable)
+            files = sum(len(u.files) for u in plan.actionable)
+            click.echo(f"plan: {plan.op} {len(plan.actionable)} unit(s), {files} file(s), {plan.total_bytes} bytes "
+                       f"from {plan.spool_root} into {report.qdir}" + (f"; {refused} refused" if refused else ""))
+            click.echo(f"      {plan.live.why}")
+            click.echo("dry run: nothing changed; add --apply to do it")
+        return
+    _echo_outcomes(report, fmt)
+
+
+def _echo_outcomes(report: Any, fmt: str) -> None:
+    columns = (("id", "ID", 16), ("status", "STATUS", 11), ("files", "FILES", 5), ("bytes", "BYTES", 8),
+               ("why", "WHY", 0))
+    out = click.get_text_stream("stdout")
+    output.write_rows((o.to_dict() for o in report.result.outcomes), fmt, out, columns)
+    if fmt == "table":
+        click.echo(f"quarantine directory: {report.qdir} (manifest.jsonl, audit.jsonl)")
+    if report.refused:
+        click.echo(f"queuetool: refused {len(report.refused)} unit(s): {report.refused[0].why}", err=True)
+        sys.exit(EXIT_REFUSED)
+
+
+def _ops_settings(local_domains: tuple[str, ...], config_path: Path | None) -> Any:
+    if not local_domains and config_path is None:
+        return None
+    from .config import load_settings
+
+    return load_settings(config_path, local_domains=local_domains)
+
+
+def mta_safety_options(func: Callable) -> Callable:
+    func = click.option("--offline", is_flag=True,
+                        help="Exchange/IIS SMTP: confirm the SMTP service is stopped or SPOOL is a copy.")(func)
+    func = click.option("--mta-config", "mta_config", metavar="DIR",
+                        help="Config directory of the MTA instance owning SPOOL (postfix -c DIR).")(func)
+    func = click.option("--local-domain", "local_domains", multiple=True,
+                        help="A domain this server accepts (for --verdict/--campaign scoring); repeatable.")(func)
+    func = click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                        help="queuetool.toml with scoring settings.")(func)
+    func = click.option("--jobs", "-j", type=int, default=None, help="Worker processes for the scan.")(func)
+    return func
+
+
+@main.command("quarantine")
+@spool_argument
+@click.option("--to", "qdir", required=True, type=click.Path(path_type=Path),
+              help="Quarantine directory (outside the spool; created if missing).")
+@selection_options
+@click.option("--apply", is_flag=True, help="Do it. Without --apply, only print the plan.")
+@mta_safety_options
+@format_option()
+@fail_cleanly
+@ops_errors
+def quarantine_command(spool: Path, mta: str | None, qdir: Path, selection: Any, apply: bool, offline: bool,
+                       mta_config: str | None, local_domains: tuple[str, ...], config_path: Path | None,
+                       jobs: int | None, fmt: str) -> None:
+    """Move selected message units into QDIR (dry run unless --apply).
+
+    Every file of a unit is copied, fsynced, verified by sha256, written to
+    QDIR/manifest.jsonl, then removed from the spool — journaled, so
+    `queuetool recover QDIR` finishes or undoes a crash. Exit 4 when refused.
+
+    \b
+    Examples:
+      queuetool quarantine /var/spool/postfix --to /root/q --auth-user scanner
+      queuetool quarantine /var/spool/postfix --to /root/q --where 'recipients ~ "*@gmail.com"' --apply
+    """
+    from .ops import quarantine
+
+    report = quarantine(spool, qdir, selection, apply=apply, mta=mta, mta_config=mta_config, offline=offline,
+                        jobs=jobs or 1, settings=_ops_settings(local_domains, config_path))
+    _echo_plan_and_outcome(report, fmt, apply)
+
+
+@main.command("purge")
+@spool_argument
+@click.option("--to", "qdir", type=click.Path(path_type=Path), default=None,
+              help="Where copies and manifest go [default: ./queuetool-purge-<UTC time>].")
+@selection_options
+@click.option("--apply", is_flag=True, help="Do it. Without --apply, only print the plan.")
+@click.option("--discard-copies", is_flag=True,
+              help="Also delete the quarantined copies (the manifest with hashes is kept).")
+@mta_safety_options
+@format_option()
+@fail_cleanly
+@ops_errors
+def purge_command(spool: Path, mta: str | None, qdir: Path | None, selection: Any, apply: bool,
+                  discard_copies: bool, offline: bool, mta_config: str | None, local_domains: tuple[str, ...],
+                  config_path: Path | None, jobs: int | None, fmt: str) -> None:
+    """Remove selected messages from the MTA (quarantined first; dry run unless --apply).
+
+    \b
+    Examples:
+      queuetool purge /var/spool/postfix --campaign c3f1 --apply
+      queuetool purge /var/spool/exim4 --auth-user scanner --apply --discard-copies
+    """
+    from .ops import purge
+
+    report = purge(spool, selection, to=qdir, apply=apply, discard_copies=discard_copies, mta=mta,
+                   mta_config=mta_config, offline=offline, jobs=jobs or 1,
+                   settings=_ops_settings(local_domains, config_path))
+    _echo_plan_and_outcome(report, fmt, apply)
+
+
+@main.command("restore")
+@click.argument("qdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--id", "ids", multiple=True, metavar="ID", help="Unit id (or transaction id); repeatable.")
+@click.option("--into", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Restore into this spool instead of the one recorded in the manifest.")
+@click.option("--apply", is_flag=True, help="Do it. Without --apply, only print what would be restored.")
+@format_option()
+@fail_cleanly
+@ops_errors
+def restore_command(qdir: Path, ids: tuple[str, ...], into: Path | None, apply: bool, fmt: str) -> None:
+    """Put quarantined units back, byte-identical with mode and mtime.
+
+    Each copy's sha256 is verified first; nothing that exists is overwritten (exit 4).
+
+    \b
+    Examples:
+      queuetool restore /root/q --id 4SVLCh0sf8z9HdB --apply
+    """
+    from .ops import restore
+
+    report = restore(qdir, ids, into=into, apply=False)
+    plan = report.restore_plan
+    if not apply:
+        rows = ({"id": u.unit, "files": len(u.files), "bytes": u.size, "into": str(plan.targets[u.txn]),
+                 "txn": u.txn} for u in plan.units)
+        output.write_rows(rows, fmt, click.get_text_stream("stdout"),
+                          (("id", "ID", 16), ("files", "FILES", 5), ("bytes", "BYTES", 8), ("into", "INTO", 0)))
+        for problem in plan.problems:
+            click.echo(f"queuetool: would refuse: {problem}", err=True)
+        if fmt == "table":
+            click.echo("dry run: nothing changed; add --apply to do it")
+        if plan.problems:
+            sys.exit(EXIT_REFUSED)
+        return
+    report = restore(qdir, ids, into=into, apply=True)
+    _echo_outcomes(report, fmt)
+
+
+@main.command("recover")
+@click.argument("qdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--mta-config", "mta_config", metavar="DIR", help="Config directory of a live Postfix instance.")
+@fail_cleanly
+@ops_errors
+def recover_command(qdir: Path, mta_config: str | None) -> None:
+    """Finish or roll back whatever a crash interrupted in QDIR (safe to run twice)."""
+    from .ops import recover
+
+    result = recover(qdir, mta_config=mta_config)
+    click.echo(f"recover: {len(result.completed)} completed, {len(result.rolled_back)} rolled back, "
+               f"{len(result.problems)} problem(s)")
+    for problem in result.problems:
+        click.echo(f"queuetool: {problem}", err=True)
+    if result.problems:
+        sys.exit(EXIT_REFUSED)
+
+
 if __name__ == "__main__":
     main()

@@ -7,12 +7,16 @@
 """
 from .journal import RecoveryResult, RefusedError, held_units, recover
 from .plan import Plan, PlannedUnit, make_plan, plan_rows
-from .quarantine import ApplyResult, UnitOutcome, apply_plan, apply_restore, discard, plan_restore
+from .quarantine import (
+    ApplyResult, OperationReport, UnitOutcome, apply_plan, apply_restore, discard, plan_restore, purge,
+    quarantine, restore,
+)
 from .select import Expression, Selection, SelectionError, make_selection, parse_duration, parse_where, select
 
 __all__ = [
     "RecoveryResult", "RefusedError", "held_units", "recover",
     "Plan", "PlannedUnit", "make_plan", "plan_rows",
-    "ApplyResult", "UnitOutcome", "apply_plan", "apply_restore", "discard", "plan_restore",
+    "ApplyResult", "OperationReport", "UnitOutcome", "apply_plan", "apply_restore", "discard", "plan_restore",
+    "purge", "quarantine", "restore",
     "Expression", "Selection", "SelectionError", "make_selection", "parse_duration", "parse_where", "select",
 ]

@@ -164,6 +164,8 @@ def make_plan(
     root = Path(spool.root)
     if qdir is not None:
         check_qdir_location(Path(qdir), root)
+        if not isinstance(source, (Spool, MultiSpool)):
+            check_qdir_location(Path(qdir), Path(source))
     live = detect_live(root, spool.mta, mta_config=mta_config, offline=offline)
     plan = Plan(op=op, spool_root=root, mta=spool.mta, selection=selection.describe(), live=live,
                 qdir=Path(qdir) if qdir is not None else None)

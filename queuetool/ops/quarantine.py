@@ -719,3 +719,57 @@ def _remove_present(qdir: Path, txn: str, root: Path, how: str, config: str | No
             _unlink(root, rel)
             journal(qdir, "removed", txn, path=rel)
             _step("removed")
+
+
+# ------------------------------------------------------- the verbs (library API)
+
+@dataclass
+class OperationReport:
+    """What a verb did: the plan, and the outcomes when it was applied."""
+
+    plan: Plan | None = None
+    restore_plan: RestorePlan | None = None
+    result: ApplyResult | None = None
+    qdir: Path | None = None
+
+    @property
+    def refused(self) -> list[UnitOutcome]:
+        return self.result.refused if self.result else []
+
+
+def default_purge_qdir() -> Path:
+    from datetime import datetime, timezone
+
+    return Path.cwd() / f"queuetool-purge-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def quarantine(spool: Any, to: str | Path, selection: Any, *, apply: bool = False, op: str = "quarantine",
+               discard_copies: bool = False, mta: str | None = None, mta_config: str | None = None,
+               offline: bool = False, jobs: int = 1, settings: Any = None,
+               logs: Sequence[str | Path] = (), now: float | None = None) -> OperationReport:
+    """Plan (and with apply=True, carry out) moving the selected units of `spool` into `to`."""
+    from .plan import make_plan
+
+    plan = make_plan(spool, selection, op=op, qdir=to, mta=mta, mta_config=mta_config, offline=offline,
+                     jobs=jobs, settings=settings, logs=logs, now=now)
+    report = OperationReport(plan=plan, qdir=Path(to))
+    if apply:
+        report.result = apply_plan(plan, to, discard_copies=discard_copies, mta_config=mta_config)
+    return report
+
+
+def purge(spool: Any, selection: Any, *, to: str | Path | None = None, apply: bool = False,
+          discard_copies: bool = False, **options: Any) -> OperationReport:
+    """Quarantine, then remove from the MTA; `discard_copies` also deletes the copies."""
+    return quarantine(spool, to if to is not None else default_purge_qdir(), selection, apply=apply,
+                      op="purge", discard_copies=discard_copies, **options)
+
+
+def restore(qdir: str | Path, ids: Sequence[str] = (), *, into: str | Path | None = None,
+            apply: bool = False) -> OperationReport:
+    """Plan (and with apply=True, do) putting held units back; refuses to overwrite."""
+    plan = plan_restore(qdir, ids, into)
+    report = OperationReport(restore_plan=plan, qdir=Path(qdir))
+    if apply:
+        report.result = apply_restore(plan)
+    return report
