@@ -101,6 +101,7 @@ def read_log(path: str | Path, stats: LogStats | None = None) -> Iterator[Sessio
             session.helo = _argument(query) or (user if user != "-" else None)
         elif method == "AUTH":
             session.details["auth_status"].append(status)
+            session.details.setdefault("auth_time", when)
             session.auth_method = session.auth_method or (_argument(query).split() or [None])[0]
             if status.startswith("535") or status.startswith("5") and status != "-":
                 session.failed_logins.append("")

@@ -104,6 +104,8 @@ def read_log(path: str | Path, stats: LogStats | None = None) -> Iterator[Sessio
             if match:
                 session = session_for(key, parsed.time, match.group(1) or None, match.group(2) or None)
                 user = key_values(match.group(4)).get("sasl_username", "")
+                if user.startswith("("):  # "(unavailable)": the SASL server went away
+                    user = ""
                 session.failed_logins.append(user)
                 session.auth_method = session.auth_method or match.group(3)
                 continue
