@@ -1082,7 +1082,7 @@ def _records_of(spool: Any, settings: Any, log_paths: list[Path], jobs: int) -> 
         analyze = None
     if analyze is not None and settings is not None and not isinstance(settings, dict):
         try:
-            analyzed = analyze(spool, settings=settings, logs=log_paths, jobs=jobs)
+            analyzed = analyze(spool, settings=settings, logs=log_paths, jobs=jobs, keep_headers=True)
         except TypeError:
             analyzed = None
         if analyzed is not None:

@@ -1,0 +1,370 @@
+"""diagnose: KB 895853's walk over records, logs and events (queuetool.diagnose)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from queuetool.cli import main
+from queuetool.diagnose import (
+    EventEntry, Finding, diagnose, render_text, settings_for,
+)
+from queuetool.model import QueuedMessage
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "diagnose"
+OURS = {"local_domains": ["example.com", "example.org"]}
+
+
+def record(rid: str, **kw) -> QueuedMessage:
+    kw.setdefault("queue", "deferred")
+    kw.setdefault("sender", "alice@example.com")
+    kw.setdefault("recipients", ["friend@elsewhere.example"])
+    return QueuedMessage(mta="postfix", id=rid, **kw)
+
+
+def run(records=(), logs=(), events=None, domains=OURS):
+    return diagnose(records=list(records), logs=logs, events=events, settings=domains, use_trace=False)
+
+
+def kb_ids(result) -> set[str]:
+    return {i for i in result.ids() if i.startswith("kb895853-")}
+
+
+def test_finding_shape_is_the_contract():
+    result = run([record("A1", status="host mx.e.example[192.0.2.1] said: 550 5.1.1 no such user")])
+    data = result.to_dict()
+    assert set(data) == {"findings", "inputs"}
+    for finding in data["findings"]:
+        assert set(finding) == {"id", "severity", "title", "evidence", "cause", "confirm", "remedy", "references"}
+        assert finding["severity"] in ("critical", "high", "medium", "low", "info")
+        assert isinstance(finding["confirm"], list) and isinstance(finding["remedy"], list)
+        assert finding["evidence"]["count"] >= 1
+    json.dumps(data)  # JSON-safe
+
+
+# ---------------------------------------------------------------- the six KB scenarios
+
+
+@pytest.mark.parametrize("fixture, expected", [
+    ("s1", "kb895853-s1-authenticated-relay-denied"),
+    ("s2", "kb895853-s2-anonymous-access-disabled"),
+    ("s3", "kb895853-s3-mx-wrong-virtual-server"),
+    ("s4", "kb895853-s4-no-recipient-policy"),
+    ("s5", "kb895853-s5-destination-requires-auth"),
+    ("s6", "kb895853-s6-isa-publishing-rule"),
+])
+def test_each_scenario_fixture_triggers_exactly_its_finding(fixture, expected):
+    result = run(logs=[FIXTURES / fixture])
+    assert kb_ids(result) == {expected}
+    finding = result.by_id(expected)
+    assert finding.evidence["count"] >= 1
+    assert any(ref.startswith("KB 895853 scenario") for ref in finding.references)
+    assert finding.confirm and finding.remedy
+    assert "relay-attempts-refused" not in result.ids()
+
+
+def test_scenario1_names_the_authenticated_client():
+    finding = run(logs=[FIXTURES / "s1"]).by_id("kb895853-s1-authenticated-relay-denied")
+    assert finding.evidence["support"]["clients"] == ["10.0.0.21"]
+
+
+def test_scenario3_names_both_virtual_servers():
+    support = run(logs=[FIXTURES / "s3"]).by_id("kb895853-s3-mx-wrong-virtual-server").evidence["support"]
+    assert support["denying_virtual_servers"] == ["2"] and support["other_virtual_servers"] == ["1"]
+
+
+def test_scenario6_names_the_proxy_address():
+    support = run(logs=[FIXTURES / "s6"]).by_id("kb895853-s6-isa-publishing-rule").evidence["support"]
+    assert support["proxy_addresses"] == ["192.168.50.1"]
+    assert support["events"] == {1701: 1}
+
+
+def test_scenario5_keeps_the_alternative_reading():
+    finding = run(logs=[FIXTURES / "s5"]).by_id("kb895853-s5-destination-requires-auth")
+    assert "could not find the recipient" in finding.evidence["support"]["alternative"]
+    assert finding.evidence["support"]["remote_hosts"][0]["key"] == "mx.secure.example"
+
+
+def test_local_domain_refusal_without_a_discriminator_names_all_three():
+    result = run([record("L1", recipients=["alice@example.com"], sender="x@partner.example",
+                         status="550 5.7.1 Unable to relay for alice@example.com")])
+    assert kb_ids(result) == {"kb895853-local-domain-refused"}
+    finding = result.by_id("kb895853-local-domain-refused")
+    assert [c["scenario"] for c in finding.evidence["candidates"]] == [3, 4, 6]
+    assert len(finding.confirm) == 3
+
+
+def test_events_1709_alone_are_not_blamed_on_one_scenario():
+    result = run(events=[EventEntry(1709, "event 1709", "app.csv:2")])
+    assert kb_ids(result) == {"kb895853-local-domain-refused"}
+
+
+def test_relay_refused_to_outside_clients_is_protection_not_a_scenario(tmp_path):
+    lines = (FIXTURES / "s2" / "ex261120.log").read_text().replace(" 530 ", " 250 ")
+    lines += ("2026-11-20 09:10:00 192.0.2.77 probe SMTPSVC1 MAIL 10.0.0.2 0 RCPT - +TO:+<v@far.example> "
+              "550 0 60 30 0 SMTP - - - -\r\n")
+    path = tmp_path / "ex.log"
+    path.write_text(lines)
+    result = run(logs=[path])
+    assert kb_ids(result) == set()
+    assert result.by_id("relay-attempts-refused").evidence["by_client"][0]["key"] == "192.0.2.77"
+
+
+def test_misleading_permission_wording():
+    result = run([record("M1", sender="", recipients=["bob@partner.example"],
+                         status="#550 5.7.1 The sender does not have permission to send to this recipient")])
+    finding = result.by_id("misleading-permission-ndr")
+    assert finding is not None and "KB 262354" in finding.references
+    assert finding.evidence["by_destination_domain"][0]["key"] == "partner.example"
+
+
+# ---------------------------------------------------------------- open relay vs compromised account
+
+
+def incident_records() -> list[QueuedMessage]:
+    out = []
+    for i in range(12):
+        out.append(record(f"SP{i}", sender=f"pharma{i}@forged{i}.example",
+                          recipients=[f"u{i}@dest{i}.example"], auth_user="scanner",
+                          client_ip=f"203.0.113.{10 + i % 3}", verdict="spam",
+                          arrival=f"2026-11-27T0{i % 6}:00:00Z"))
+    for i in range(4):
+        out.append(record(f"OR{i}", sender=f"x@relay{i}.example", recipients=[f"v{i}@far{i}.example"],
+                          client_ip="192.0.2.9", verdict="relay"))
+    out.append(record("LG1", auth_user="alice", client_ip="10.0.0.5", verdict="clean",
+                      recipients=["bob@partner.example"]))
+    out.append(record("IN1", sender="p@partner.example", recipients=["alice@example.com"],
+                      client_ip="198.51.100.10", verdict="clean", queue="active"))
+    return out
+
+
+def test_open_relay_and_compromised_account_are_told_apart():
+    result = run(incident_records())
+    compromised = result.by_id("compromised-account")
+    relay = result.by_id("open-relay")
+    assert [a["account"] for a in compromised.evidence["accounts"]] == ["scanner"]
+    assert compromised.evidence["accounts"][0]["messages"] == 12
+    assert [c["client"] for c in relay.evidence["clients"]] == ["192.0.2.9"]
+    assert relay.evidence["count"] == 4
+    symptoms = result.by_id("relay-abuse-symptoms")
+    assert set(symptoms.evidence["conclusions"]) == {"compromised-account", "open-relay"}
+    assert symptoms.evidence["symptoms"]["spam_in_queues"]["messages"] == 16
+
+
+def test_only_the_compromised_account_when_no_unauthenticated_relay():
+    records = [r for r in incident_records() if not r.id.startswith("OR")]
+    result = run(records)
+    assert "compromised-account" in result.ids() and "open-relay" not in result.ids()
+    # without trace the verdict stays "suspected": the evidence is spool data only
+    assert result.by_id("compromised-account").severity == "high"
+    assert "suspected" in result.by_id("compromised-account").title
+
+
+def test_no_open_relay_claim_without_knowing_the_local_domains():
+    result = run(incident_records(), domains=None)
+    assert "open-relay" not in result.ids()
+    assert any("no local domains" in note for note in result.inputs["notes"])
+
+
+def test_symptoms_list_ndrs_and_events():
+    records = incident_records()
+    records[0].status = "host mx.d.example[192.0.2.5] said: 550 5.7.1 rejected"
+    events = [EventEntry(4001, "x", "a:1"), EventEntry(7004, "y", "a:2"), EventEntry(7004, "z", "a:3")]
+    symptoms = run(records, events=events).by_id("relay-abuse-symptoms").evidence["symptoms"]
+    assert symptoms["ndr_5.0.0_5.7.1"] == {"5.0.0": 0, "5.7.1": 1}
+    assert symptoms["events_7004_4001"] == {"7004": 2, "4001": 1}
+
+
+def test_legitimate_queue_has_no_relay_findings():
+    records = [record(f"OK{i}", auth_user="alice", client_ip="10.0.0.5", verdict="clean",
+                      recipients=["bob@partner.example"]) for i in range(20)]
+    ids = run(records).ids()
+    assert not {"open-relay", "compromised-account", "relay-abuse-symptoms"} & set(ids)
+
+
+# ---------------------------------------------------------------- any MTA: codes, block lists, stuck mail
+
+
+def test_status_codes_grouped_by_domain_and_remote_host():
+    records = [record(f"D{i}", recipients=[f"u{i}@big.example"],
+                      status="host mx1.big.example[192.0.2.20] said: 450 4.2.1 mailbox busy")
+               for i in range(3)]
+    records.append(record("D9", recipients=["u@small.example"],
+                          status="host mx.small.example[192.0.2.30] said: 450 4.2.1 try later"))
+    finding = run(records).by_id("status-4.2.1")
+    assert finding.evidence["count"] == 4
+    assert finding.evidence["by_destination_domain"][0] == {"key": "big.example", "count": 3}
+    assert finding.evidence["by_remote_host"][0] == {"key": "mx1.big.example[192.0.2.20]", "count": 3}
+    assert finding.evidence["known_code"] is True
+
+
+def test_unknown_codes_and_events_are_reported_generically():
+    result = run([record("U1", status="550 5.9.42 something new")],
+                 events=[EventEntry(4242, "an event nobody documented", "app.csv:7")])
+    code = result.by_id("status-5.9.42")
+    assert code is not None and code.evidence["known_code"] is False
+    assert "detail 42" in code.evidence["meaning"]
+    event = result.by_id("event-4242")
+    assert event is not None and event.evidence["known_event"] is False
+    assert event.evidence["examples"] == ["app.csv:7: an event nobody documented"]
+
+
+def test_statuses_in_reader_details_are_read():
+    rec = record("DT1", details={"recipients": [
+        {"recipient": "gone@old.example", "status": "5.1.1",
+         "diagnostic_code": "smtp; 550 5.1.1 <gone@old.example>: user unknown"}]})
+    finding = run([rec]).by_id("status-5.1.1")
+    assert finding is not None
+    assert finding.evidence["by_destination_domain"][0]["key"] == "old.example"
+
+
+def test_blocklist_rejections_are_named_with_a_delisting_checklist():
+    records = [record(f"B{i}", recipients=[f"u@d{i}.example"],
+                      status="host mx.d.example[192.0.2.1] said: 554 5.7.1 Service unavailable; "
+                             "Client host [198.51.100.5] blocked using zen.spamhaus.org")
+               for i in range(3)]
+    records.append(record("B9", status="said: 550 5.7.1 see https://www.spamcop.net/bl.shtml?1.2.3.4"))
+    result = run(records)
+    zen = result.by_id("blocklist-spamhaus-zen")
+    assert zen.severity == "critical" and zen.evidence["count"] == 3
+    assert zen.evidence["listing"]["operator"] == "Spamhaus"
+    assert any("Stop the source first" in step for step in zen.remedy)
+    assert result.by_id("blocklist-spamcop").evidence["count"] == 1
+    assert result.findings[0].severity == "critical"
+
+
+def test_stuck_destinations_qshape_view():
+    records = [record(f"S{i}", recipients=[f"u{i}@slow.example"], arrival=f"2026-11-2{i % 3}T00:00:00Z",
+                      status="connect to mx.slow.example[192.0.2.40]:25: Connection refused")
+               for i in range(7)]
+    records += [record(f"F{i}", recipients=["x@few.example"]) for i in range(2)]
+    finding = run(records).by_id("stuck-destinations")
+    rows = {row["domain"]: row for row in finding.evidence["destinations"]}
+    assert set(rows) == {"slow.example"}
+    assert rows["slow.example"]["messages"] == 7
+    assert rows["slow.example"]["oldest"] == "2026-11-20T00:00:00Z"
+    assert "Connection refused" in rows["slow.example"]["top_status"]
+
+
+def test_event_1708_accounts_are_counted():
+    text = ("SMTP authentication was completed successfully with client 203.0.113.7. "
+            "The authentication method was Login and the username was EXAMPLE\\scanner.")
+    finding = run(events=[EventEntry(1708, text, "app.csv:3")] * 3).by_id("event-1708")
+    assert finding.evidence["accounts"][0]["key"].lower().endswith("scanner")
+    assert finding.evidence["accounts"][0]["count"] == 3
+
+
+def test_event_7004_reply_becomes_a_status():
+    text = ('This is an SMTP protocol error log for virtual server ID 1, connection #5. The remote host '
+            '"mx.far.example", responded to the SMTP command "rcpt" with "550 5.7.1 Unable to relay for '
+            'a@far.example". The full command sent was "RCPT TO:<a@far.example>".')
+    finding = run(events=[EventEntry(7004, text, "app.csv:9")]).by_id("status-5.7.1")
+    assert finding.evidence["by_remote_host"][0]["key"] == "mx.far.example"
+
+
+def test_findings_sorted_most_severe_first():
+    result = run(incident_records(), events=[EventEntry(4242, "x", "a:1")])
+    order = ["critical", "high", "medium", "low", "info"]
+    ranks = [order.index(f.severity) for f in result.findings]
+    assert ranks == sorted(ranks)
+
+
+def test_render_text_mentions_every_finding():
+    result = run(incident_records())
+    text = render_text(result)
+    for finding in result.findings:
+        assert finding.id in text
+    assert "no findings" not in text.lower()
+    assert render_text(run()).startswith("No findings")
+
+
+def test_settings_for_gives_domains():
+    settings_obj = settings_for(["Example.COM"])
+    result = run([record("X", sender="a@far.example", recipients=["b@far2.example"], client_ip="192.0.2.1")],
+                 domains=settings_obj)
+    assert "example.com" in result.inputs["local_domains"]
+
+
+# ---------------------------------------------------------------- robustness
+
+
+_text = st.text(max_size=300)
+_records = st.lists(st.builds(
+    QueuedMessage, mta=st.just("postfix"), id=st.text(min_size=1, max_size=12),
+    queue=st.sampled_from([None, "deferred", "active", "hold", "badmail"]),
+    sender=st.one_of(st.none(), st.just(""), st.emails()),
+    recipients=st.lists(st.one_of(st.emails(), _text), max_size=4),
+    client_ip=st.one_of(st.none(), st.ip_addresses().map(str), _text),
+    auth_user=st.one_of(st.none(), _text), verdict=st.sampled_from([None, "spam", "relay", "clean"]),
+    status=st.one_of(st.none(), _text, st.from_regex(r"[245]\d\d [245]\.\d{1,3}\.\d{1,3} .{0,40}")),
+    arrival=st.one_of(st.none(), _text),
+    details=st.recursive(st.dictionaries(st.sampled_from(["status", "reason", "recipient", "x"]), _text),
+                         lambda inner: st.dictionaries(st.text(max_size=5), st.lists(inner, max_size=3)),
+                         max_leaves=8),
+), max_size=20)
+_events = st.lists(st.builds(EventEntry, event_id=st.one_of(st.none(), st.integers(-5, 70000)),
+                             message=_text, where=_text), max_size=10)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_records, _events)
+def test_random_records_and_events_never_raise(records, events):
+    result = diagnose(records=records, events=events, settings=OURS, use_trace=False)
+    json.dumps(result.to_dict(), default=str)
+    render_text(result)
+    assert all(isinstance(f, Finding) for f in result.findings)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(max_size=200), max_size=30), st.booleans())
+def test_random_log_lines_never_raise(tmp_path, lines, with_w3c_header):
+    head = (FIXTURES / "s1" / "ex261120.log").read_text().splitlines()[:4] if with_w3c_header else []
+    path = tmp_path / "random.log"
+    path.write_text("\n".join(head + lines), encoding="utf-8", errors="replace")
+    result = diagnose(records=[], logs=[path], settings=OURS, use_trace=False)
+    json.dumps(result.to_dict(), default=str)
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def _eml_spool(tmp_path: Path) -> Path:
+    spool = tmp_path / "eml"
+    spool.mkdir()
+    for i in range(3):
+        (spool / f"m{i}.eml").write_bytes(
+            b"From: a@example.com\r\nTo: b@partner.example\r\nSubject: hi\r\n"
+            b"Message-ID: <m%d@example.com>\r\nDate: Fri, 27 Nov 2026 05:00:00 +0000\r\n\r\nbody\r\n" % i)
+    return spool
+
+
+def test_cli_json_and_table(tmp_path):
+    spool = _eml_spool(tmp_path)
+    runner = CliRunner()
+    out = runner.invoke(main, ["diagnose", str(spool), "--log", str(FIXTURES / "s1"),
+                               "--local-domain", "example.com", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    ids = [f["id"] for f in data["findings"]]
+    assert "kb895853-s1-authenticated-relay-denied" in ids
+    assert data["inputs"]["records"] == 3
+    table = runner.invoke(main, ["diagnose", str(spool), "--log", str(FIXTURES / "s1"),
+                                 "--local-domain", "example.com"])
+    assert table.exit_code == 0
+    assert "[MEDIUM] kb895853-s1-authenticated-relay-denied" in table.output
+    lines = runner.invoke(main, ["diagnose", str(spool), "--log", str(FIXTURES / "s5"), "--format", "jsonl"])
+    assert lines.exit_code == 0
+    assert "kb895853-s5-destination-requires-auth" in {json.loads(l)["id"] for l in lines.output.splitlines()}
+
+
+def test_cli_bad_spool_is_one_line_error(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = CliRunner().invoke(main, ["diagnose", str(empty)])
+    assert out.exit_code == 1
+    assert out.output.count("\n") == 1 and "queuetool:" in out.output
