@@ -437,5 +437,69 @@ def recover_command(qdir: Path, mta_config: str | None) -> None:
         sys.exit(EXIT_REFUSED)
 
 
+# ---- trace: which account sent it ----
+
+def log_options(func: Callable) -> Callable:
+    """`--log FILE` (repeatable; format detected from content) for every verb that reads a spool."""
+    return click.option("--log", "logs", multiple=True, type=click.Path(exists=True, path_type=Path),
+                        help="Mail, protocol, W3C or Windows event log (file or directory; .gz ok); "
+                             "repeatable.")(func)
+
+
+TRACE_COLUMNS = (("verdict", "VERDICT", 11), ("who", "ACCOUNT/CLIENT", 18), ("messages", "MSGS", 5),
+                 ("flagged", "FLAG", 5), ("recipients", "RCPTS", 6), ("domains", "DOMS", 5),
+                 ("ips", "IPS", 4), ("failed_logins", "FAIL", 5), ("why", "EVIDENCE", 0))
+
+
+@main.command("trace")
+@spool_argument
+@log_options
+@click.option("--local-domain", "local_domains", multiple=True, help="A domain this server accepts; repeatable.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="queuetool.toml with the server's domains.")
+@format_option()
+@click.option("--jobs", "-j", type=int, default=None, help="Worker processes [default: all cores].")
+@click.option("--no-logs-below", is_flag=True, help="Do not read logs found inside SPOOL (a server tree).")
+@fail_cleanly
+def trace_command(spool: Path, mta: str | None, logs: tuple[Path, ...], local_domains: tuple[str, ...],
+                  config_path: Path | None, fmt: str, jobs: int | None, no_logs_below: bool) -> None:
+    """Which authenticated account (or relay client) sent the queued mail, most suspicious first.
+
+    Evidence: spool metadata, the server's own Received hops, and logs (--log):
+    Postfix/Exim/Sendmail mail logs, IIS SMTP W3C + Event 1708 exports (Exchange
+    2000/2003), Exchange protocol and tracking logs. JSON: {"accounts": [...]}.
+
+    \b
+    Examples:
+      queuetool trace corpora/postfix/spool --log corpora/postfix/logs/mail.log
+      queuetool trace /mnt/server-c --log AppEvent.csv --log ex261127.log --format json
+    """
+    from .config import load_settings
+    from .trace import trace
+
+    result = trace(spool, logs=list(logs), settings=load_settings(config_path, local_domains=local_domains),
+                   mta=mta, jobs=jobs or default_jobs(), logs_below=not no_logs_below)
+    for stats in result.logs:
+        if stats["error"] or stats["junk"]:
+            problem = stats["error"] or f"{stats['junk']} line(s) not understood, e.g. {stats['junk_examples'][:1]}"
+            click.echo(f"queuetool: log {stats['path']}: {problem}", err=True)
+    entries = [entry.to_dict() for entry in result.accounts]
+    if fmt == "json":
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2, default=str))
+        return
+    rows = entries if fmt == "jsonl" else [
+        dict(entry, who=entry["account"] or f"{entry['kind']}:{entry['client']}",
+             domains=len(entry["recipient_domains"]), ips=len(entry["client_ips"]),
+             why="; ".join(entry["evidence"]) or "-") for entry in entries]
+    columns = TRACE_COLUMNS if fmt != "csv" else tuple((k, k, 0) for k in entries[0]) if entries else TRACE_COLUMNS
+    output.write_rows(rows, fmt, sys.stdout, columns)
+    if fmt == "table":
+        for entry in entries:
+            if entry["remedy"]:
+                click.echo(f"\n{entry['account'] or entry['client']} ({entry['verdict']}):")
+                for step in entry["remedy"]:
+                    click.echo(f"  - {step}")
+
+
 if __name__ == "__main__":
     main()

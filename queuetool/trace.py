@@ -602,6 +602,19 @@ def _add_log_logins(entries: dict[str, AccountTrace], index: LogIndex) -> None:
             entry.failed_before_success += 1
 
 
+def found_logs(source: Any) -> list[Path]:
+    """Logs inside a server tree given as SPOOL (spools.find_logs, where available)."""
+    from . import spools as spools_pkg
+
+    finder = getattr(spools_pkg, "find_logs", None)
+    if finder is None or not isinstance(source, (str, Path)):
+        return []
+    try:
+        return [Path(p) for p in finder(source)]
+    except OSError:
+        return []
+
+
 def trace(
     source: Any,
     *,
@@ -610,18 +623,22 @@ def trace(
     mta: str | None = None,
     jobs: int = 1,
     progress: bool = False,
+    logs_below: bool = True,
 ) -> TraceResult:
     """Rank the accounts (and unauthenticated relay clients) that queued mail in `source`.
 
     Records come from analysis.analyze (scored, so `flagged` means something, and
     enriched from `logs` through this module's hook); entries are judged with `judge`
-    and sorted most suspicious first.
+    and sorted most suspicious first. `logs_below` adds the logs found inside `source`
+    (a copied server tree).
     """
     from .analysis import analyze, infer_settings
     from .config import Settings
 
     settings = infer_settings(source, settings if settings is not None else Settings(), mta=mta)
     log_paths = [Path(p) for p in logs]
+    if logs_below:
+        log_paths += [p for p in found_logs(source) if p not in log_paths]
     logset = read_logs(log_paths) if log_paths else LogSet()
     index = LogIndex.build(logset) if log_paths else None
     stats_logs = [{"path": s.path, "format": s.format, "lines": s.lines, "junk": s.junk,
