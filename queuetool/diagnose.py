@@ -691,18 +691,34 @@ def _get(obj: Any, key: str, default: Any = None) -> Any:
     return obj.get(key, default) if isinstance(obj, dict) else getattr(obj, key, default)
 
 
+def _size(value: Any) -> int | None:
+    if value is None:
+        return None
+    return value if isinstance(value, int) else len(value)
+
+
+def _trace_entry(entry: Any) -> dict[str, Any]:
+    return {"account": _get(entry, "account"), "client": _get(entry, "client"),
+            "verdict": _get(entry, "verdict"), "messages": _get(entry, "messages"),
+            "flagged": _get(entry, "flagged"),
+            "recipient_domains": _size(_get(entry, "outside_domains") or _get(entry, "recipient_domains")),
+            "client_ips": sorted(_get(entry, "client_ips", []) or [])[:EXAMPLES],
+            "evidence": list(_get(entry, "evidence", []) or [])[:6], "source": "trace"}
+
+
 def _relay_findings(facts: _Facts, trace_accounts: list[Any], ours: frozenset[str]) -> list[Finding]:
+    """Open relay vs compromised account (vs local script), from trace when it ran, else the spool."""
     findings = []
-    compromised = []
-    for account in trace_accounts:
-        verdict = _get(account, "verdict")
-        name = _get(account, "account")
-        if verdict in ("compromised", "suspicious") and name and not str(name).startswith("unauth"):
-            compromised.append({"account": name, "verdict": verdict,
-                                "messages": _get(account, "messages"),
-                                "recipient_domains": _get(account, "recipient_domains"),
-                                "client_ips": list(_get(account, "client_ips", []) or [])[:EXAMPLES],
-                                "evidence": _get(account, "evidence"), "source": "trace"})
+    compromised: list[dict[str, Any]] = []
+    relays: list[dict[str, Any]] = []
+    local: list[dict[str, Any]] = []
+    for entry in trace_accounts:
+        kind = _get(entry, "kind", "account")
+        if _get(entry, "verdict") not in ("compromised", "suspicious"):
+            continue
+        target = {"account": compromised, "relay": relays, "local": local}.get(kind)
+        if target is not None:
+            target.append(_trace_entry(entry))
     if not trace_accounts:
         for name, acc in sorted(facts.accounts.items()):
             if len(acc.domains) >= FANOUT_DOMAINS and (acc.flagged or facts.scored == 0):
@@ -710,14 +726,19 @@ def _relay_findings(facts: _Facts, trace_accounts: list[Any], ours: frozenset[st
                                     "flagged": acc.flagged, "recipient_domains": len(acc.domains),
                                     "client_ips": sorted(acc.clients)[:EXAMPLES],
                                     "examples": acc.examples, "source": "spool auth data"})
+        for ip, acc in sorted(facts.open_relay.items()):
+            relays.append({"client": ip, "messages": acc.messages, "recipient_domains": len(acc.domains),
+                           "flagged": acc.flagged, "examples": acc.examples, "source": "spool"})
     if compromised:
-        confirmed = any(c["verdict"] == "compromised" for c in compromised)
+        confirmed = [c for c in compromised if c["verdict"] == "compromised"]
+        named = confirmed or compromised
         findings.append(Finding(
             id="compromised-account",
             severity="critical" if confirmed else "high",
-            title=("Authenticated relay through " + ", ".join(str(c["account"]) for c in compromised[:3])
+            title=("Authenticated relay through " + ", ".join(str(c["account"]) for c in named[:3])
                    + (" (trace verdict: compromised)" if confirmed else " (suspected)")),
-            evidence={"count": len(compromised), "accounts": compromised},
+            evidence={"count": len(named), "accounts": named,
+                      "also_suspicious": [c for c in compromised if c not in named][:GROUP_ROWS]},
             cause=("Spam is relayed after a successful SMTP AUTH: the account's password is known to "
                    "the spammer (KB 895853: 'a account on the Exchange computer is used')."),
             confirm=["Exchange 2000/2003: set Diagnostics Logging MSExchangeTransport > SMTP Protocol "
@@ -731,15 +752,6 @@ def _relay_findings(facts: _Facts, trace_accounts: list[Any], ours: frozenset[st
                     "Then request delisting (see block-list findings)."],
             references=["KB 895853", "KB 324958", "KB 304897", "KB 867457"],
         ))
-    relays = []
-    for account in trace_accounts:
-        name = str(_get(account, "account") or "")
-        if name.startswith("unauth") and _get(account, "verdict") in ("compromised", "suspicious"):
-            relays.append({"client": name, "messages": _get(account, "messages"),
-                           "recipient_domains": _get(account, "recipient_domains"), "source": "trace"})
-    for ip, acc in sorted(facts.open_relay.items()):
-        relays.append({"client": ip, "messages": acc.messages, "recipient_domains": len(acc.domains),
-                       "flagged": acc.flagged, "examples": acc.examples, "source": "spool"})
     if relays:
         findings.append(Finding(
             id="open-relay",
@@ -760,6 +772,20 @@ def _relay_findings(facts: _Facts, trace_accounts: list[Any], ours: frozenset[st
                     "No SMTP connector with address space * that allows relaying.",
                     "Quarantine the relayed mail, then request delisting."],
             references=["KB 895853", "KB 324958", "KB 313395", "KB 319356", "KB 310356"],
+        ))
+    if local:
+        findings.append(Finding(
+            id="local-submission",
+            severity="high",
+            title=f"Mail to outside domains submitted on the server itself without a login ({len(local)} source(s))",
+            evidence={"count": sum(int(e.get("messages") or 0) for e in local), "sources": local},
+            cause=("Neither relay case of KB 895853: a local program (typically a web script via the "
+                   "sendmail command) injects the mail, so no SMTP login or client address exists."),
+            confirm=["Find the submitting user/script: Postfix pickup uid=, Exim U=/ident, Sendmail "
+                     "ctladdr, X-PHP-Originating-Script headers; the web server's access log at those times."],
+            remedy=["Disable or fix the script (contact forms, outdated CMS plugins), rotate the site's "
+                    "credentials, quarantine the queued mail."],
+            references=["KB 895853 (symptoms)"],
         ))
     return findings
 
@@ -1019,6 +1045,7 @@ def diagnose(
     jobs: int = 1,
     use_trace: bool = True,
     logs_below: bool = True,
+    trace_result: Any = None,
 ) -> DiagnoseResult:
     """Walk KB 895853 (and the generic NDR checks) over a spool and its logs.
 
@@ -1026,6 +1053,7 @@ def diagnose(
     instead, e.g. by tests or by a caller that scanned already. `settings` supplies the
     organisation's domains (a config.Settings, or a dict with local_domains ...).
     `logs_below` also reads the logs found inside a server tree (spools.find_logs).
+    `trace_result` (a trace.TraceResult already computed) saves running trace again.
     """
     facts = _Facts()
     ours = _our_domains(settings)
@@ -1049,7 +1077,12 @@ def diagnose(
     if events is not None:
         facts.events.extend(events)
     facts.observations.extend(_observations_from_events(facts.events))
-    trace_accounts = _trace_accounts(spool, log_paths, settings, facts) if (use_trace and spool) else []
+    if trace_result is not None:
+        trace_accounts = list(_get(trace_result, "accounts", []) or [])
+    elif use_trace and spool is not None:
+        trace_accounts = _trace_accounts(spool, log_paths, settings, facts)
+    else:
+        trace_accounts = []
 
     findings: list[Finding] = []
     relay = _relay_findings(facts, trace_accounts, ours)

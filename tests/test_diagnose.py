@@ -368,3 +368,27 @@ def test_cli_bad_spool_is_one_line_error(tmp_path):
     out = CliRunner().invoke(main, ["diagnose", str(empty)])
     assert out.exit_code == 1
     assert out.output.count("\n") == 1 and "queuetool:" in out.output
+
+
+def test_trace_verdicts_decide_between_the_two_cases():
+    from queuetool.trace import AccountTrace, TraceResult
+
+    scanner = AccountTrace("scanner", kind="account", messages=30, flagged=30, verdict="compromised",
+                           outside_domains={f"d{i}.example" for i in range(12)},
+                           client_ips={"203.0.113.7", "203.0.113.8"},
+                           evidence=["12 failed logins before the first success"])
+    alice = AccountTrace("alice", kind="account", messages=4, verdict="normal")
+    relay = AccountTrace(None, client="192.0.2.9", kind="relay", messages=5, verdict="suspicious",
+                         outside_domains={"far.example"})
+    script = AccountTrace(None, client="www-data", kind="local", messages=3, verdict="suspicious",
+                          outside_domains={"x.example"})
+    result = diagnose(records=[], settings=OURS, trace_result=TraceResult([scanner, alice, relay, script]))
+    compromised = result.by_id("compromised-account")
+    assert compromised.severity == "critical"
+    assert [a["account"] for a in compromised.evidence["accounts"]] == ["scanner"]
+    assert compromised.evidence["accounts"][0]["recipient_domains"] == 12
+    assert compromised.evidence["accounts"][0]["evidence"] == ["12 failed logins before the first success"]
+    assert [c["client"] for c in result.by_id("open-relay").evidence["clients"]] == ["192.0.2.9"]
+    assert result.by_id("local-submission").evidence["count"] == 3
+    only_normal = diagnose(records=[], settings=OURS, trace_result=TraceResult([alice]))
+    assert not {"compromised-account", "open-relay", "local-submission"} & set(only_normal.ids())
