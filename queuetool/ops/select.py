@@ -144,7 +144,7 @@ def _read_string(text: str, start: int) -> tuple[str, int]:
 
 
 # ------------------------------------------------------------------ parser
-# The tree is made of small tuples: ("or", a, b) ("and", a, b) ("not", a)
+# The tree is made of small tuples: ("or", [items]) ("and", [items]) ("not", a) ("truth", a)
 # ("cmp", op, left, right, column) ("key", name) ("lit", value) ("list", [nodes]).
 
 Node = tuple
@@ -188,18 +188,18 @@ class _Parser:
             raise self.error(f"expression nested deeper than {MAX_NESTING} levels")
 
     def or_expr(self) -> Node:
-        node = self.and_expr()
+        items = [self.and_expr()]
         while self.is_word("or"):
             self.take()
-            node = ("or", node, self.and_expr())
-        return node
+            items.append(self.and_expr())
+        return items[0] if len(items) == 1 else ("or", items)
 
     def and_expr(self) -> Node:
-        node = self.not_expr()
+        items = [self.not_expr()]
         while self.is_word("and"):
             self.take()
-            node = ("and", node, self.not_expr())
-        return node
+            items.append(self.not_expr())
+        return items[0] if len(items) == 1 else ("and", items)
 
     def not_expr(self) -> Node:
         if self.is_word("not") and not self.is_word("in", 1):
@@ -273,7 +273,10 @@ class _Parser:
             if low in ("and", "or", "not", "in"):
                 raise self.error(f"expected a key or a value, found '{token.value}'", token)
             key = token.value
-            if key.split(".", 1)[0] not in KNOWN_KEYS:
+            head, dot, rest = key.partition(".")
+            if dot and (head != "details" or not rest or "." in rest or rest.startswith("_")):
+                raise self.error(f"{key!r}: only details.NAME has a dot (one level, no leading _)", token)
+            if head not in KNOWN_KEYS:
                 raise self.error(
                     f"unknown key {key!r}; known keys: {', '.join(KNOWN_KEYS)} (details.NAME for reader facts)",
                     token,
@@ -347,9 +350,9 @@ def key_value(record: QueuedMessage, key: str, now: float) -> Any:
 def _evaluate(node: Node, record: QueuedMessage, now: float) -> Any:
     kind = node[0]
     if kind == "or":
-        return _evaluate(node[1], record, now) or _evaluate(node[2], record, now)
+        return any(_evaluate(item, record, now) for item in node[1])
     if kind == "and":
-        return _evaluate(node[1], record, now) and _evaluate(node[2], record, now)
+        return all(_evaluate(item, record, now) for item in node[1])
     if kind == "not":
         return not _evaluate(node[1], record, now)
     if kind == "truth":
