@@ -173,42 +173,6 @@ def demo_command(corpora: Path) -> None:
     run_demo(corpora, sys.stdout)
 
 
-@main.command("diagnose")
-@spool_argument
-@click.option("--log", "logs", multiple=True, type=click.Path(exists=True, path_type=Path),
-              help="Mail, protocol, W3C or event log (file or directory); repeatable.")
-@click.option("--local-domain", "local_domains", multiple=True, help="A domain this server accepts; repeatable.")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="queuetool.toml with the server's domains.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl"]), default="table",
-              show_default=True, help="Output format.")
-@click.option("--jobs", "-j", type=int, default=None, help="Worker processes [default: all cores].")
-@fail_cleanly
-def diagnose_command(spool: Path, mta: str | None, logs: tuple[Path, ...], local_domains: tuple[str, ...],
-                     config_path: Path | None, fmt: str, jobs: int | None) -> None:
-    """KB 895853's relay troubleshooting walk: NDR codes, block lists, stuck mail, events.
-
-    Prints findings (most severe first), each with evidence, cause, what to check
-    (confirm), remedy and references. JSON: {"findings": [...], "inputs": {...}}.
-
-    \b
-    Examples:
-      queuetool diagnose corpora/postfix/spool --local-domain example.com
-      queuetool diagnose /mnt/server-c --log AppEvent.csv --format json
-    """
-    from .diagnose import diagnose, render_text, settings_for
-
-    result = diagnose(spool, logs=logs, settings=settings_for(local_domains, config_path), mta=mta,
-                      jobs=jobs or default_jobs())
-    if fmt == "json":
-        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2, default=str))
-    elif fmt == "jsonl":
-        for finding in result.findings:
-            click.echo(output.to_json_line(finding.to_dict()))
-    else:
-        click.echo(render_text(result), nl=False)
-
-
 # ---- selection and safe operations (quarantine / purge / restore / recover) ----
 
 def selection_options(func: Callable) -> Callable:
@@ -499,6 +463,42 @@ def trace_command(spool: Path, mta: str | None, logs: tuple[Path, ...], local_do
                 click.echo(f"\n{entry['account'] or entry['client']} ({entry['verdict']}):")
                 for step in entry["remedy"]:
                     click.echo(f"  - {step}")
+
+
+@main.command("diagnose")
+@spool_argument
+@log_options
+@click.option("--local-domain", "local_domains", multiple=True, help="A domain this server accepts; repeatable.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="queuetool.toml with the server's domains.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl"]), default="table",
+              show_default=True, help="Output format.")
+@click.option("--jobs", "-j", type=int, default=None, help="Worker processes [default: all cores].")
+@click.option("--no-logs-below", is_flag=True, help="Do not read logs found inside SPOOL (a server tree).")
+@fail_cleanly
+def diagnose_command(spool: Path, mta: str | None, logs: tuple[Path, ...], local_domains: tuple[str, ...],
+                     config_path: Path | None, fmt: str, jobs: int | None, no_logs_below: bool) -> None:
+    """KB 895853's relay troubleshooting walk: NDR codes, block lists, stuck mail, events.
+
+    Prints findings (most severe first), each with evidence, cause, what to check
+    (confirm), remedy and references. JSON: {"findings": [...], "inputs": {...}}.
+
+    \b
+    Examples:
+      queuetool diagnose corpora/postfix/spool --local-domain example.com
+      queuetool diagnose /mnt/server-c --log AppEvent.csv --format json
+    """
+    from .diagnose import diagnose, render_text, settings_for
+
+    result = diagnose(spool, logs=logs, settings=settings_for(local_domains, config_path), mta=mta,
+                      jobs=jobs or default_jobs(), logs_below=not no_logs_below)
+    if fmt == "json":
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2, default=str))
+    elif fmt == "jsonl":
+        for finding in result.findings:
+            click.echo(output.to_json_line(finding.to_dict()))
+    else:
+        click.echo(render_text(result), nl=False)
 
 
 if __name__ == "__main__":

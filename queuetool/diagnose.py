@@ -678,7 +678,7 @@ def _trace_accounts(source: Any, log_paths: list[Path], settings: Any, facts: _F
     if source is None or not hasattr(trace_module, "trace"):
         return []
     try:
-        result = trace_module.trace(source, logs=log_paths, settings=settings)
+        result = trace_module.trace(source, logs=log_paths, settings=settings, logs_below=False)
     except TypeError:
         result = trace_module.trace(source, logs=log_paths)
     except Exception as exc:  # noqa: BLE001 - trace failing must not stop diagnose
