@@ -115,12 +115,13 @@ def read_log(path: str | Path, stats: LogStats | None = None) -> Iterator[Sessio
                 if message is not None and found and found.group(1) not in message.recipients:
                     message.recipients.append(found.group(1))
         elif event == "*":
+            note = data.strip() or context.strip()  # the text sits in either column
             if context.strip().lower() == "authenticated" and data.strip():
                 session.auth_user = data.strip()
-            elif "failed because of" in data and "AUTH" in data.upper():
+            elif "failed because of" in note and "AUTH" in note.upper():
                 session.failed_logins.append("")
-            elif data.startswith("User Name:") and session.failed_logins and not session.failed_logins[-1]:
-                session.failed_logins[-1] = data[len("User Name:"):].strip()
+            elif note.startswith("User Name:") and session.failed_logins and not session.failed_logins[-1]:
+                session.failed_logins[-1] = note[len("User Name:"):].strip()
         elif event == ">":
             queued = _QUEUED.match(data.strip().strip('"'))
             message = current.pop(session_id, None)

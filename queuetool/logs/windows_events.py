@@ -248,24 +248,33 @@ def event_from_xml(element: ET.Element, path: str, lineno: int | None = None) ->
     return event
 
 
+_EVENT_START = re.compile(r"<Event[\s>]")
+
+
 def _read_xml_text(path: Path, stats: LogStats) -> Iterator[LogEvent]:
-    buffer: list[str] = []
-    start = 0
+    """`<Event>` elements anywhere in the text (one per line or many on one line)."""
+    buffer = ""
+    start_line = 0
     for lineno, line in iter_lines(path, stats):
-        if "<Event" in line and not buffer:
-            start = lineno
-            line = line[line.index("<Event"):]
-        if start:
-            buffer.append(line)
-            if sum(len(b) for b in buffer) > 4 * MAX_EVENT_TEXT:
-                stats.add_junk(start, buffer[0], "event too long")
-                buffer, start = [], 0
-                continue
-        if buffer and "</Event>" in line:
-            text = "\n".join(buffer)
-            text = text[: text.index("</Event>") + len("</Event>")]
-            buffer, begun = [], start
-            start = 0
+        buffer = f"{buffer}\n{line}" if buffer else line
+        while True:
+            begin = _EVENT_START.search(buffer)
+            if begin is None:
+                buffer = buffer[-16:]
+                break
+            if begin.start():
+                buffer = buffer[begin.start():]
+                start_line = lineno
+            elif not start_line:
+                start_line = lineno
+            end = buffer.find("</Event>")
+            if end < 0:
+                if len(buffer) > 4 * MAX_EVENT_TEXT:
+                    stats.add_junk(start_line, buffer, "event too long")
+                    buffer, start_line = "", 0
+                break
+            text, buffer = buffer[: end + len("</Event>")], buffer[end + len("</Event>"):]
+            begun, start_line = start_line, lineno
             try:
                 element = ET.fromstring(text)
             except ET.ParseError:
@@ -276,8 +285,8 @@ def _read_xml_text(path: Path, stats: LogStats) -> Iterator[LogEvent]:
                 stats.add_junk(begun, text, "no EventID")
             else:
                 yield event
-    if buffer:
-        stats.add_junk(start, buffer[0], "truncated event")
+    if _EVENT_START.search(buffer):
+        stats.add_junk(start_line, buffer, "truncated event")
 
 
 # ---------------------------------------------------------------- binary
