@@ -236,7 +236,7 @@ def ops_errors(func: Callable) -> Callable:
 def _echo_plan_and_outcome(report: Any, fmt: str, apply: bool) -> None:
     from .ops.plan import PLAN_COLUMNS, plan_rows
 
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     plan = report.plan
     if not apply:
         output.write_rows(plan_rows(plan), fmt, out, PLAN_COLUMNS)
@@ -254,7 +254,7 @@ def _echo_plan_and_outcome(report: Any, fmt: str, apply: bool) -> None:
 def _echo_outcomes(report: Any, fmt: str) -> None:
     columns = (("id", "ID", 16), ("status", "STATUS", 11), ("files", "FILES", 5), ("bytes", "BYTES", 8),
                ("why", "WHY", 0))
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     output.write_rows((o.to_dict() for o in report.result.outcomes), fmt, out, columns)
     if fmt == "table":
         click.echo(f"quarantine directory: {report.qdir} (manifest.jsonl, audit.jsonl)")
@@ -370,7 +370,7 @@ def restore_command(qdir: Path, ids: tuple[str, ...], into: Path | None, apply: 
     if not apply:
         rows = ({"id": u.unit, "files": len(u.files), "bytes": u.size, "into": str(plan.targets[u.txn]),
                  "txn": u.txn} for u in plan.units)
-        output.write_rows(rows, fmt, click.get_text_stream("stdout"),
+        output.write_rows(rows, fmt, sys.stdout,
                           (("id", "ID", 16), ("files", "FILES", 5), ("bytes", "BYTES", 8), ("into", "INTO", 0)))
         for problem in plan.problems:
             click.echo(f"queuetool: would refuse: {problem}", err=True)
