@@ -203,6 +203,7 @@ def _top(counter: collections.Counter, n: int = GROUP_ROWS) -> list[dict[str, An
 class _Account:
     messages: int = 0
     flagged: int = 0
+    scored: int = 0
     domains: set = field(default_factory=set)
     clients: set = field(default_factory=set)
     examples: list = field(default_factory=list)
@@ -233,45 +234,52 @@ class _Facts:
 
 
 def _record_observations(record: QueuedMessage) -> Iterator[Observation]:
+    """Per-recipient statuses from the reader's details when it has them, else `status`."""
     where = f"record:{record.id}"
     rcpt = record.recipients[0] if record.recipients else None
     authenticated = bool(record.auth_user) if record.auth_user is not None else None
-    if record.status:
+    found = False
+    for recipient, text in _status_texts(record.details):
+        info = parse_status(text)
+        if info is not None:
+            found = True
+            yield Observation(info, where, "remote" if info.remote_host else "unknown",
+                              recipient or rcpt, record.client_ip, authenticated, sender=record.sender)
+    if record.status and not found:
         info = parse_status(record.status)
         if info is not None:
             yield Observation(info, where, "remote" if info.remote_host else "unknown", rcpt,
                               record.client_ip, authenticated, sender=record.sender)
-    for recipient, text in _status_texts(record.details):
-        if record.status and text.strip() == record.status.strip():
-            continue
-        info = parse_status(text)
-        if info is not None:
-            yield Observation(info, where, "remote" if info.remote_host else "unknown",
-                              recipient or rcpt, record.client_ip, authenticated, sender=record.sender)
 
 
+# Status-like values in a reader's `details` (Postfix defer/bounce logs, Exim msglog,
+# Sendmail M lines, BadMail .BDR, DSN fields), joined per recipient into one text.
 _STATUS_KEYS = ("status", "diagnostic_code", "diagnostic-code", "reason", "delay_reason",
                 "bounce_reason", "bdr", "bdr_text", "error_text", "last_error", "defer_reason")
 _RCPT_KEYS = ("final_recipient", "recipient", "address", "original_recipient", "rcpt")
 
 
-def _status_texts(details: Any, depth: int = 0) -> Iterator[tuple[str | None, str]]:
-    """(recipient, text) for status-like values anywhere in a reader's details (bounded)."""
+def _status_texts(details: Any, depth: int = 0, recipient: str | None = None) -> Iterator[tuple[str | None, str]]:
+    """(recipient, text) for status-like values anywhere in a reader's details (bounded).
+
+    A dict keyed by addresses (`{"a@b": {"status": ...}}`) gives each value its recipient.
+    """
     if depth > 4 or not details:
         return
     if isinstance(details, dict):
-        recipient = next((str(details[k]) for k in _RCPT_KEYS if isinstance(details.get(k), str)), None)
+        own = next((str(details[k]) for k in _RCPT_KEYS if isinstance(details.get(k), str)), None)
+        recipient = own or recipient
         texts = [str(details[k]) for k in _STATUS_KEYS if isinstance(details.get(k), (str, int))]
-        # the diagnostic code is more specific than the bare status; keep both, parse dedups
-        for text in texts:
-            yield recipient, text
-        for key, value in list(details.items())[:200]:
+        if texts:
+            yield recipient, " ".join(dict.fromkeys(texts))
+        for key, value in list(details.items())[:500]:
             if isinstance(value, (dict, list)):
-                yield from _status_texts(value, depth + 1)
+                child = str(key) if isinstance(key, str) and "@" in key else recipient
+                yield from _status_texts(value, depth + 1, child)
     elif isinstance(details, list):
         for item in details[:500]:
             if isinstance(item, (dict, list)):
-                yield from _status_texts(item, depth + 1)
+                yield from _status_texts(item, depth + 1, recipient)
 
 
 def _is_dsn(record: QueuedMessage) -> bool:
@@ -348,7 +356,7 @@ def _gather_records(facts: _Facts, records: Iterable[QueuedMessage], ours: froze
             _count(account, record, outside, flagged)
         elif (ours and outside and record.client_ip and not _is_internal_ip(record.client_ip)
               and not _is_ours(domain_of(record.sender), ours) and record.sender != ""
-              and not (domains - outside)):
+              and not (domains - outside) and not _addressed_to_us(record, ours)):
             relay = facts.open_relay.setdefault(record.client_ip, _Account())
             _count(relay, record, outside, flagged)
         facts.observations.extend(_record_observations(record))
@@ -362,9 +370,22 @@ def _gather_records(facts: _Facts, records: Iterable[QueuedMessage], ours: froze
                 facts.notes.append(f"DSN {record.id} not parsed: {type(exc).__name__}: {_clip(exc, 100)}")
 
 
+def _addressed_to_us(record: QueuedMessage, ours: frozenset[str]) -> bool:
+    """Mail the client sent to one of our addresses (delivered here, or forwarded by an
+    alias: the original recipient is ours) is not relaying, whatever it expanded to."""
+    originals = record.details.get("original_recipients") if isinstance(record.details, dict) else None
+    addresses = list(record.done_recipients)
+    if isinstance(originals, dict):
+        addresses += [str(v) for v in originals.values()]
+    elif isinstance(originals, list):
+        addresses += [str(v) for v in originals]
+    return any(_is_ours(domain_of(a), ours) for a in addresses)
+
+
 def _count(account: _Account, record: QueuedMessage, outside: set, flagged: bool) -> None:
     account.messages += 1
     account.flagged += flagged
+    account.scored += record.verdict is not None
     account.domains.update(outside)
     if record.client_ip:
         account.clients.add(record.client_ip)
@@ -721,7 +742,7 @@ def _relay_findings(facts: _Facts, trace_accounts: list[Any], ours: frozenset[st
             target.append(_trace_entry(entry))
     if not trace_accounts:
         for name, acc in sorted(facts.accounts.items()):
-            if len(acc.domains) >= FANOUT_DOMAINS and (acc.flagged or facts.scored == 0):
+            if len(acc.domains) >= FANOUT_DOMAINS and (acc.flagged or acc.scored == 0):
                 compromised.append({"account": name, "verdict": "suspicious", "messages": acc.messages,
                                     "flagged": acc.flagged, "recipient_domains": len(acc.domains),
                                     "client_ips": sorted(acc.clients)[:EXAMPLES],
@@ -1056,6 +1077,7 @@ def diagnose(
     `trace_result` (a trace.TraceResult already computed) saves running trace again.
     """
     facts = _Facts()
+    settings = _as_settings(settings)
     ours = _our_domains(settings)
     log_paths = [Path(p) for p in logs]
     spool = None
@@ -1071,7 +1093,7 @@ def diagnose(
             if logs_below and hasattr(spools_pkg, "find_logs"):
                 found = [Path(p) for p in spools_pkg.find_logs(source)]
                 log_paths += [p for p in found if p not in log_paths]
-        records = _records_of(spool, settings, log_paths, jobs)
+        records = _records_of(spool, settings, log_paths, jobs, facts.notes)
     _gather_records(facts, records, ours, spool)
     _gather_logs(facts, log_paths)
     if events is not None:
@@ -1107,23 +1129,46 @@ def diagnose(
     })
 
 
-def _records_of(spool: Any, settings: Any, log_paths: list[Path], jobs: int) -> Iterator[QueuedMessage]:
-    """Scored records from analysis.analyze when it exists, else the plain scan (headers kept)."""
+def _as_settings(settings: Any) -> Any:
+    """A dict of domains becomes config.Settings when that module exists (trace/analyze want it)."""
+    if not isinstance(settings, dict):
+        return settings
+    try:
+        from .config import Settings
+    except ImportError:
+        return settings
+    try:
+        return Settings(**{key: frozenset(d.lower() for d in settings.get(key, ()))
+                           for key in ("local_domains", "relay_domains", "shared_domains")})
+    except TypeError:
+        return settings
+
+
+def _records_of(spool: Any, settings: Any, log_paths: list[Path], jobs: int,
+                notes: list[str]) -> Iterator[QueuedMessage]:
+    """Scored records from analysis.analyze when it exists, else the plain scan (headers kept).
+
+    If the analysis fails part-way, the scan supplies the records it had not yet given.
+    """
     try:
         from .analysis import analyze
     except ImportError:
         analyze = None
+    seen: set[tuple[str | None, str]] = set()
     if analyze is not None and settings is not None and not isinstance(settings, dict):
         try:
-            analyzed = analyze(spool, settings=settings, logs=log_paths, jobs=jobs, keep_headers=True)
-        except TypeError:
-            analyzed = None
-        if analyzed is not None:
-            yield from analyzed
+            for record in analyze(spool, settings=settings, logs=log_paths, jobs=jobs, keep_headers=True):
+                seen.add((record.spool, record.id))
+                yield record
             return
+        except Exception as exc:  # noqa: BLE001 - scoring failing must not stop diagnose
+            notes.append(f"analysis failed after {len(seen)} record(s) ({type(exc).__name__}: "
+                         f"{_clip(exc, 100)}); the rest are unscored scan records")
     from .scan import scan
 
-    yield from scan(spool, jobs=jobs, keep_headers=True)
+    for record in scan(spool, jobs=jobs, keep_headers=True):
+        if (record.spool, record.id) not in seen:
+            yield record
 
 
 def settings_for(local_domains: Iterable[str] = (), config_path: str | Path | None = None) -> Any:
