@@ -80,10 +80,17 @@ def path_fields(rel: str, key: str = "path") -> dict[str, str]:
 def append_line(path: Path, data: dict[str, Any]) -> None:
     """Append one JSON line and fsync it (the journal's durability unit)."""
     line = (dumps(data) + "\n").encode("ascii")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
                  | getattr(os, "O_BINARY", 0), 0o600)
     try:
-        os.write(fd, line)
+        size = os.fstat(fd).st_size
+        if size:
+            os.lseek(fd, size - 1, os.SEEK_SET)
+            if os.read(fd, 1) != b"\n":   # a crash tore the last line: start a fresh one
+                line = b"\n" + line
+        view = memoryview(line)
+        while view:
+            view = view[os.write(fd, view):]
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -295,14 +302,15 @@ def recover(qdir: str | Path, mta_config: str | None = None) -> RecoveryResult:
     (its partial copies deleted; the originals never left). Restores and discards
     are completed. Safe to run twice; a no-op on a clean QDIR.
     """
-    from . import quarantine  # the step functions; imported here to keep layers one-way
+    from .quarantine import finish_interrupted  # step functions; imported here, layers stay one-way
 
     qdir = open_qdir(Path(qdir), create=False)
     result = RecoveryResult()
     with QdirLock(qdir):
-        for txn in pending(qdir):
+        # a Postfix hold batch is released last, after its units are finished
+        for txn in sorted(pending(qdir), key=lambda t: t.op == "hold"):
             try:
-                outcome = quarantine.finish_interrupted(qdir, txn, mta_config=mta_config)
+                outcome = finish_interrupted(qdir, txn, mta_config=mta_config)
             except RefusedError as exc:
                 result.problems.append(f"{txn.txn}: {exc}")
                 continue

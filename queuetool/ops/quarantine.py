@@ -260,28 +260,41 @@ def apply_plan(
         units = plan.actionable
         result.outcomes.extend(UnitOutcome(u.id, "refused", len(u.files), u.bytes, why=u.refused or "")
                                for u in plan.units if u.refused)
-        config = None
+        config = hold_txn = None
         if plan.live.how == "postsuper":
             config = check_postfix_config(plan.spool_root, mta_config or plan.live.config)
-            units = _postfix_hold_and_relocate(plan, units, config, result)
+            hold_txn = new_txn_id("postsuper-hold")
+            units = _postfix_hold_and_relocate(qdir, hold_txn, plan, units, config, result)
         for unit in units:
             result.outcomes.append(_quarantine_unit(qdir, plan, unit, config, discard_copies))
+        if hold_txn is not None:
+            not_taken = [o.id for o in result.outcomes if o.status in ("skipped", "busy")
+                         and o.id in {u.id for u in units} and getattr(_unit_by_id(units, o.id), "was_queue", "hold") != "hold"]
+            postfix_release(config, not_taken)   # back where the MTA can deliver them
+            journal(qdir, "commit", hold_txn, result="done", released=not_taken)
         audit(qdir, f"{plan.op}-end", spool=str(plan.spool_root),
               done=result.count("quarantined", "purged", "discarded"),
               skipped=len(result.outcomes) - result.count("quarantined", "purged", "discarded"))
     return result
 
 
-def _postfix_hold_and_relocate(plan: Plan, units: list[PlannedUnit], config: str,
+def _unit_by_id(units: list[PlannedUnit], unit_id: str) -> PlannedUnit | None:
+    return next((u for u in units if u.id == unit_id), None)
+
+
+def _postfix_hold_and_relocate(qdir: Path, hold_txn: str, plan: Plan, units: list[PlannedUnit], config: str,
                                result: ApplyResult) -> list[PlannedUnit]:
     """Hold the selected messages with postsuper -h, then find their files in hold/.
 
-    The original paths are kept (in `reasons`-free `orig` mapping) so a restore puts
-    each file back where it was.
+    The hold is journaled first, so `recover` releases (postsuper -H) whatever a
+    crash left on hold. Each unit remembers where its files were before the hold
+    (`orig`), so a restore puts them back there.
     """
     from ..scan import scan
 
     ids = [u.id for u in units if u.queue != "hold"]
+    journal(qdir, "begin", hold_txn, op="hold", spool=str(plan.spool_root), config=config, ids=ids,
+            time=utc_now())
     postfix_hold(config, ids)
     _step("postfix-held")
     wanted = {u.id: u for u in units}
@@ -674,6 +687,17 @@ def finish_interrupted(qdir: Path, txn: Txn, mta_config: str | None = None) -> s
         _prune_empty(qdir, begin.get("of", ""))
         audit(qdir, "recover-complete", txn=txn.txn, unit=begin.get("unit"), op="restore")
         return "completed"
+    if txn.op == "hold":
+        from ..scan import scan
+
+        config = begin.get("config") or mta_config
+        ids = set(begin.get("ids") or [])
+        still_held = [r.id for r in scan(Path(begin["spool"]), mta="postfix") if r.id in ids and r.queue == "hold"]
+        if still_held and config:
+            postfix_release(config, still_held)
+        journal(qdir, "commit", txn.txn, result="released", released=still_held)
+        audit(qdir, "recover-release-hold", txn=txn.txn, released=still_held)
+        return "rolled-back"
     if txn.op == "discard":
         _finish_discard(qdir, txn.txn, [f["stored"] for f in txn.files])
         _prune_empty(qdir, begin.get("of", ""))
