@@ -179,6 +179,67 @@ class MultiSpool:
         return self._owner(key).files(key)
 
 
+def child_dirs(root: Path, *names: str) -> dict[str, Path]:
+    """Subdirectories of `root` whose names match `names` case-insensitively (Windows
+    copies keep whatever case the server used: `PickUp`, `Pickup`, `BADMAIL`).
+
+    Returns {lower-case wanted name: actual path}; symlinked directories are left out.
+    """
+    wanted = {name.lower() for name in names}
+    found: dict[str, Path] = {}
+    try:
+        with os.scandir(root) as it:
+            for entry in sorted(it, key=lambda e: e.name):
+                low = entry.name.lower()
+                if low in wanted and low not in found and entry.is_dir(follow_symlinks=False):
+                    found[low] = Path(entry.path)
+    except OSError:
+        pass
+    return found
+
+
+# Directory names (lower case) that hold logs on the servers we read: IIS/Exchange
+# `LogFiles\SMTPSVC1`, Exchange 2007+ `TransportRoles\Logs`, Unix `/var/log`, and
+# folders responders save Event Viewer exports into.
+LOG_DIR_NAMES = frozenset({"logfiles", "logs", "log", "eventlogs", "eventlog", "event logs", "event viewer"})
+EVENT_EXPORT_SUFFIXES = (".evtx", ".evt")
+EVENT_NEIGHBOUR_SUFFIXES = (".csv", ".txt")
+MAX_LOG_FILES = 100_000
+
+
+def find_logs(top: str | Path, max_depth: int = FIND_MAX_DEPTH + 4) -> list[Path]:
+    """Log files below `top` (a copied server tree) for the log readers, sorted.
+
+    A file counts when a directory above it (below `top`) is named like a log folder
+    (`LogFiles`, `Logs`, `log`, `EventLogs`), or it is an event log (`*.evtx`,
+    `*.evt`), or a `*.csv`/`*.txt` next to one (Event Viewer exports). Spool readers
+    never read these. Symlinks are not followed; names match case-insensitively.
+    """
+    top = Path(top)
+    found: list[Path] = []
+    stack: list[tuple[Path, int, bool]] = [(top, 0, False)]
+    while stack and len(found) < MAX_LOG_FILES:
+        directory, depth, in_log_dir = stack.pop()
+        try:
+            with os.scandir(directory) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        files = [e for e in entries if e.is_file(follow_symlinks=False)]
+        has_events = any(e.name.lower().endswith(EVENT_EXPORT_SUFFIXES) for e in files)
+        for entry in files:
+            low = entry.name.lower()
+            if (in_log_dir or low.endswith(EVENT_EXPORT_SUFFIXES)
+                    or (has_events and low.endswith(EVENT_NEIGHBOUR_SUFFIXES))):
+                found.append(Path(entry.path))
+        if depth >= max_depth:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((Path(entry.path), depth + 1, in_log_dir or entry.name.lower() in LOG_DIR_NAMES))
+    return sorted(found)
+
+
 def detect_mta(root: Path) -> str | None:
     """The reader that claims `root` with the strongest signature, or None."""
     best, best_score = None, 0
@@ -195,7 +256,8 @@ def detect_mta(root: Path) -> str | None:
 def find_spools(top: str | Path, max_depth: int = FIND_MAX_DEPTH) -> list[Spool]:
     """Every spool at or below `top` (a copied server tree), outermost claim wins.
 
-    Directory symlinks are not followed. Labels are paths relative to `top`.
+    Directory symlinks are not followed; log folders (LOG_DIR_NAMES, see `find_logs`)
+    are not entered. Labels are paths relative to `top`.
     """
     top = Path(top)
     found: list[Spool] = []
@@ -212,7 +274,9 @@ def find_spools(top: str | Path, max_depth: int = FIND_MAX_DEPTH) -> list[Spool]
         try:
             with os.scandir(directory) as it:
                 subdirs = sorted(
-                    (Path(e.path) for e in it if e.is_dir(follow_symlinks=False)), reverse=True
+                    (Path(e.path) for e in it
+                     if e.is_dir(follow_symlinks=False) and e.name.lower() not in LOG_DIR_NAMES),
+                    reverse=True,
                 )
         except OSError:
             continue

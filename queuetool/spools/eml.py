@@ -1,20 +1,39 @@
-"""Plain RFC 5322 message files: a tree of .eml files (exports, copies of queues).
+"""Plain RFC 5322 messages: a tree of .eml files, a Maildir, or mbox files.
 
-The file *is* the message; there is no envelope, so sender and recipients stay
-empty unless the file carries envelope lines a more specific reader understands.
+There is no queue envelope in any of them, so `sender` and `recipients` stay empty
+(an mbox `From_` line's address is kept in `details["mbox_from"]`: it is usually the
+envelope sender the delivering MTA saw, but nothing guarantees it).
+
+- .eml tree: every `*.eml` / `*.msg822` below the root; id = file stem; queue `eml`.
+- Maildir (root has `cur/` and `new/`): files in `new/`, `cur/`, `tmp/` and in
+  Maildir++ `.Folder/{new,cur,tmp}`; id = the unique part of the name (before `:2,`
+  or the Windows-safe `!2,`/`;2,`); queue = `new`/`cur`/`tmp`; flags in details.
+- mbox (files starting with a `From ` line, directly in the root): one unit per message,
+  id = `<file>:<byte offset of its From_ line>`; queue `mbox`; `>From ` lines are
+  unescaped one level (mboxrd) by `read_message_bytes`.
 """
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Iterator
 
 from .. import fsutil
 from ..headers import HEAD_READ_LIMIT, apply_headers, parse_header_block, split_header_block
 from ..model import QueuedMessage, QueueUnit
+from . import child_dirs
 
 MTA = "eml"
 MESSAGE_SUFFIXES = (".eml", ".msg822")
+MAILDIR_SUBDIRS = ("new", "cur", "tmp")
+MAILDIR_FLAGS = {"P": "passed", "R": "replied", "S": "seen", "T": "trashed", "D": "draft", "F": "flagged"}
+MBOX_CHUNK = 1 << 20
+MAX_MBOX_MESSAGE = 256 * 1024 * 1024
 _DETECT_SAMPLE = 20
+_INFO_SEPARATOR = re.compile(r"[:!;]2,")
+_MBOX_FROM_LINE = re.compile(rb"^From (\S*)[ \t]+(.*?)\r?$")
+_MBOX_ESCAPED = re.compile(rb"(?m)^>(>*From )")
 
 
 def _is_message_name(name: str) -> bool:
@@ -27,40 +46,188 @@ def _looks_like_message(head: bytes) -> bool:
     return bool(names & {"from", "received", "subject", "message-id", "date", "to"})
 
 
-def detect(root: Path) -> int:
-    """Claim a directory whose .eml files (directly inside) look like messages."""
-    checked = hits = 0
+def _is_maildir(root: Path) -> bool:
+    found = child_dirs(root, *MAILDIR_SUBDIRS)
+    return "cur" in found and "new" in found
+
+
+def _files_in(directory: Path) -> list[str]:
     try:
-        names = sorted(p.name for p in Path(root).iterdir() if p.is_file() and _is_message_name(p.name))
+        with os.scandir(directory) as it:
+            return sorted(e.name for e in it if not e.is_dir(follow_symlinks=False))
     except OSError:
-        return 0
-    for name in names[:_DETECT_SAMPLE]:
+        return []
+
+
+def _is_mbox_file(root: Path, name: str) -> bool:
+    if name.startswith(".") or _is_message_name(name):
+        return False
+    try:
+        head = fsutil.read_file(root, name, 512)
+    except OSError:
+        return False
+    return bool(_MBOX_FROM_LINE.match(head.split(b"\n", 1)[0])) and _looks_like_message(
+        head.split(b"\n", 1)[1] if b"\n" in head else b""
+    )
+
+
+def detect(root: Path) -> int:
+    """Maildir (cur+new), mbox files, or .eml files directly inside that look like messages."""
+    root = Path(root)
+    if _is_maildir(root):
+        return 15
+    names = _files_in(root)
+    checked = hits = 0
+    for name in [n for n in names if _is_message_name(n)][:_DETECT_SAMPLE]:
         checked += 1
         try:
             if _looks_like_message(fsutil.read_file(root, name, 8192)):
                 hits += 1
         except OSError:
             continue
-    return 10 if hits and hits * 2 >= checked else 0
+    if hits and hits * 2 >= checked:
+        return 10
+    if any(_is_mbox_file(root, name) for name in names[:_DETECT_SAMPLE]):
+        return 12
+    return 0
+
+
+def maildir_info(name: str) -> tuple[str, list[str]]:
+    """(unique part, flag words) of a Maildir file name like `123.M1P2.host:2,RS`."""
+    match = _INFO_SEPARATOR.search(name)
+    if not match:
+        return name, []
+    letters = name[match.end():]
+    return name[: match.start()], [MAILDIR_FLAGS.get(ch, ch) for ch in letters if ch.isalpha()]
+
+
+def _maildir_units(root: Path) -> Iterator[QueueUnit]:
+    folders: list[tuple[str, Path]] = [("", root)]
+    try:
+        with os.scandir(root) as it:
+            folders += sorted(
+                (e.name, Path(e.path)) for e in it
+                if e.name.startswith(".") and e.is_dir(follow_symlinks=False) and _is_maildir(Path(e.path))
+            )
+    except OSError:
+        pass
+    for prefix, folder in folders:
+        subdirs = child_dirs(folder, *MAILDIR_SUBDIRS)
+        for key in MAILDIR_SUBDIRS:
+            if key not in subdirs:
+                continue
+            rel_dir = f"{prefix}/{subdirs[key].name}" if prefix else subdirs[key].name
+            for name in _files_in(subdirs[key]):
+                unique, _ = maildir_info(name)
+                unit_id = f"{prefix}/{unique}" if prefix else unique
+                yield QueueUnit(id=unit_id, queue=key, paths=(f"{rel_dir}/{name}",))
+
+
+def mbox_offsets(root: Path, rel: str) -> Iterator[int]:
+    """Byte offsets of the `From ` separator lines of an mbox file (read in chunks)."""
+    fd, _ = fsutil.open_regular(root, rel)
+    try:
+        offset = 0
+        carry = b"\n"  # the file start counts as a line start
+        while True:
+            chunk = os.read(fd, MBOX_CHUNK)
+            if not chunk:
+                break
+            data = carry + chunk
+            base = offset - len(carry)
+            for match in re.finditer(rb"\nFrom ", data):
+                yield base + match.start() + 1
+            carry = data[-6:]
+            offset += len(chunk)
+    finally:
+        os.close(fd)
+
+
+def _mbox_units(root: Path) -> Iterator[QueueUnit]:
+    for name in _files_in(root):
+        if not _is_mbox_file(root, name):
+            continue
+        try:
+            for offset in mbox_offsets(root, name):
+                yield QueueUnit(id=f"{name}:{offset}", queue="mbox", paths=(name,))
+        except OSError:
+            yield QueueUnit(id=f"{name}:0", queue="mbox", paths=(name,))
 
 
 def iter_units(root: Path) -> Iterator[QueueUnit]:
+    root = Path(root)
+    if _is_maildir(root):
+        yield from _maildir_units(root)
+        return
+    yield from _mbox_units(root)
     for rel, _entry in fsutil.walk_files(root):
         if _is_message_name(rel):
             yield QueueUnit(id=Path(rel).stem, queue="eml", paths=(rel,))
 
 
+def _mbox_offset(unit: QueueUnit) -> int:
+    try:
+        return int(unit.id.rpartition(":")[2])
+    except ValueError:
+        raise ValueError(f"{unit.id}: mbox key has no byte offset") from None
+
+
+def _read_mbox_message(root: Path, unit: QueueUnit, limit: int | None) -> tuple[bytes, bytes, int]:
+    """(From_ line, message bytes up to the next From_ line or `limit`, size or -1 if cut)."""
+    start = _mbox_offset(unit)
+    wanted = MAX_MBOX_MESSAGE if limit is None else limit
+    fd, st = fsutil.open_regular(root, unit.paths[0])
+    try:
+        if start < 0 or start >= st.st_size:
+            raise ValueError(f"offset {start} is outside the mbox file ({st.st_size} bytes)")
+        os.lseek(fd, start, os.SEEK_SET)
+        data = b""
+        complete = False
+        while len(data) < wanted:
+            chunk = os.read(fd, MBOX_CHUNK)
+            if not chunk:
+                complete = True
+                break
+            scan_from = max(len(data) - 6, 1)
+            data += chunk
+            nxt = data.find(b"\nFrom ", scan_from)
+            if nxt >= 0:
+                data, complete = data[: nxt + 1], True
+                break
+    finally:
+        os.close(fd)
+    line_end = data.find(b"\n")
+    from_line = data[: line_end if line_end >= 0 else len(data)]
+    message = data[line_end + 1:] if line_end >= 0 else b""
+    if not _MBOX_FROM_LINE.match(from_line):
+        raise ValueError(f"no mbox From_ line at offset {start}")
+    return from_line, message[:wanted], len(message) if complete else -1
+
+
 def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
-    rel = unit.paths[0]
     record = QueuedMessage(mta=MTA, id=unit.id, queue=unit.queue, files=list(unit.paths))
-    if full:
-        data, st = fsutil.read_file_and_stat(root, rel)
+    rel = unit.paths[0]
+    limit = None if full else HEAD_READ_LIMIT
+    if unit.queue == "mbox":
+        st = fsutil.file_stat(root, rel)
+        record.arrival = fsutil.iso_utc(st.st_mtime)
+        from_line, data, size = _read_mbox_message(root, unit, limit)
+        record.size = size if size >= 0 else None
+        match = _MBOX_FROM_LINE.match(from_line)
+        record.details["mbox_from"] = match.group(1).decode("utf-8", "backslashreplace") if match else None
+        record.details["mbox_date"] = match.group(2).decode("utf-8", "backslashreplace") if match else None
+        record.details["offset"] = _mbox_offset(unit)
+        truncated = limit is not None and size < 0
     else:
-        data, st = fsutil.read_head(root, rel, HEAD_READ_LIMIT)
-    record.size = st.st_size
-    record.arrival = fsutil.iso_utc(st.st_mtime)
+        data, st = fsutil.read_file_and_stat(root, rel, limit)
+        record.size = st.st_size
+        record.arrival = fsutil.iso_utc(st.st_mtime)
+        truncated = limit is not None and st.st_size > len(data)
+        if unit.queue in MAILDIR_SUBDIRS:
+            _, flags = maildir_info(rel.rpartition("/")[2])
+            record.details["maildir_flags"] = flags
     block, body = split_header_block(data)
-    if not body and len(data) >= HEAD_READ_LIMIT and not full:
+    if not body and truncated:
         record.add_error(f"header block longer than {HEAD_READ_LIMIT} bytes; cut there")
     apply_headers(record, parse_header_block(block))
     if not record.headers:
@@ -69,4 +236,7 @@ def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
 
 
 def read_message_bytes(root: Path, unit: QueueUnit) -> bytes:
+    if unit.queue == "mbox":
+        _, message, _ = _read_mbox_message(root, unit, None)
+        return _MBOX_ESCAPED.sub(rb"\1", message)
     return fsutil.read_file(root, unit.paths[0])
