@@ -1,0 +1,272 @@
+"""The analysis pipeline every verb calls: scan + rules + campaigns + spool-wide context.
+
+    for record in analyze("/var/spool/postfix", settings=load_settings(local_domains=["example.com"])):
+        print(record.id, record.verdict, record.score, record.campaign)
+
+How it runs (and why memory stays flat at 10^6 messages):
+1. Workers read each unit and run the per-record rules there (`prepare_record`, the
+   scan engine's `process` hook); with --full they also parse the body.
+2. The main process streams the scored records into a temporary spill file (pickles,
+   not a list in memory), counts campaign feature keys in a fixed-size count-min sketch
+   and keeps per-account counters (sets capped at ACCOUNT_SET_CAP members).
+3. Keys seen at least twice are joined into campaigns (union-find); a second, compact
+   spill of keys per record makes this a cheap re-read.
+4. Records are read back from the spill, get their campaign, the spool rules
+   (campaign size, the account's trace verdict) and their final verdict, and are yielded.
+
+Hook for the trace module (queuetool/trace.py, optional; looked up by name):
+- `trace.enrich_records(records, logset) -> Iterable[QueuedMessage]`: fills auth_user,
+  auth_evidence, client_ip... from logs. When `logs` are given, records are enriched in
+  the main process BEFORE the per-record rules run (rules then run there, not in workers).
+- `trace.account_verdicts(accounts, logset) -> dict[str, str]`: account -> "compromised"
+  / "suspicious" / "normal", given this module's `AccountStats` per account. Feeds the
+  `account_trace_verdict` rule; without it that rule says there was no trace verdict.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import itertools
+import pickle
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Callable, Iterable, Iterator, Sequence
+
+from .config import INFER_SAMPLE, Settings, address_domain, with_inferred_domains
+from .model import QueuedMessage, QueueUnit
+from .scan import scan, spools_of
+from .score.campaigns import CountMinSketch, KeyUnion, campaign_id, campaign_keys
+from .score.content import BodyFacts, body_facts
+from .score.engine import apply_spool_rules, score_record
+from .score.rules import SpoolFacts, header_from_address, login_of
+from .spools import MultiSpool, Spool, reader_for
+
+TRACE_MODULE = "queuetool.trace"
+ACCOUNT_SET_CAP = 256       # distinct IPs/HELOs/domains remembered per account
+MAX_ACCOUNTS = 100_000      # beyond this, accounts are pooled as "(other accounts)"
+_KEYS = "_campaign_keys"
+_BODY = "_body"
+
+
+@dataclass
+class AccountStats:
+    """What the spool says about one SMTP AUTH account (bounded memory)."""
+
+    account: str
+    messages: int = 0
+    flagged: int = 0
+    recipients: int = 0
+    recipient_domains: set[str] = field(default_factory=set)
+    client_ips: set[str] = field(default_factory=set)
+    helos: set[str] = field(default_factory=set)
+    first_seen: str | None = None
+    last_seen: str | None = None
+    from_mismatch: int = 0
+
+    def add(self, record: QueuedMessage) -> None:
+        self.messages += 1
+        self.flagged += record.verdict not in (None, "clean")
+        self.recipients += len(record.recipients)
+        for rcpt in record.recipients:
+            _add_capped(self.recipient_domains, address_domain(rcpt))
+        _add_capped(self.client_ips, record.client_ip)
+        _add_capped(self.helos, record.helo)
+        if record.arrival:
+            self.first_seen = min(self.first_seen or record.arrival, record.arrival)
+            self.last_seen = max(self.last_seen or record.arrival, record.arrival)
+        self.from_mismatch += any(hit.rule == "sender_not_owned" for hit in record.rules)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for key in ("recipient_domains", "client_ips", "helos"):
+            data[key] = sorted(data[key])
+        return data
+
+
+def _add_capped(values: set[str], value: str | None) -> None:
+    if value and len(values) < ACCOUNT_SET_CAP:
+        values.add(value)
+
+
+def trace_hooks() -> tuple[Callable | None, Callable | None]:
+    """(enrich_records, account_verdicts) from queuetool.trace, None where absent."""
+    try:
+        trace = importlib.import_module(TRACE_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != TRACE_MODULE:
+            raise
+        return None, None
+    return getattr(trace, "enrich_records", None), getattr(trace, "account_verdicts", None)
+
+
+def _read_body(record: QueuedMessage, roots: dict[str, tuple[str, str]]) -> BodyFacts | None:
+    place = roots.get(record.spool or "")
+    if place is None or not record.files:
+        return None
+    mta, root = place
+    unit = QueueUnit(id=record.id, queue=record.queue, paths=tuple(record.files))
+    try:
+        raw = reader_for(mta).read_message_bytes(Path(root), unit)
+        return body_facts(raw)
+    except Exception as exc:  # noqa: BLE001 - a body we cannot parse is reported, not fatal
+        record.details["body_error"] = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        return None
+
+
+def prepare_record(record: QueuedMessage, *, settings: Settings, full: bool,
+                   roots: dict[str, tuple[str, str]], score: bool) -> None:
+    """Per-record step run inside scan workers: body facts, record rules, campaign keys."""
+    body = _read_body(record, roots) if full else None
+    record.details[_KEYS] = campaign_keys(record, body)
+    if score:
+        score_record(record, settings, body=body, full=full)
+    else:
+        record.details[_BODY] = body
+
+
+def infer_settings(source: str | Path | Spool | MultiSpool, settings: Settings, *,
+                   mta: str | None = None, sample: int = INFER_SAMPLE) -> Settings:
+    """`settings` with local domains inferred from the first `sample` records when none are set."""
+    if settings.our_domains or settings.domains_inferred:
+        return settings
+    records = itertools.islice(scan(source, mta=mta, keep_headers=True), sample)
+    return with_inferred_domains(settings, records)
+
+
+def _dump(handle: IO[bytes], item: Any) -> None:
+    pickle.dump(item, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _load_all(handle: IO[bytes]) -> Iterator[Any]:
+    handle.seek(0)
+    unpickler = pickle.Unpickler(handle)
+    while True:
+        try:
+            yield unpickler.load()
+        except EOFError:
+            return
+
+
+def analyze(
+    source: str | Path | Spool | MultiSpool,
+    *,
+    settings: Settings,
+    logs: Sequence[str | Path] = (),
+    full: bool = False,
+    jobs: int = 1,
+    ordered: bool = True,
+    progress: bool = False,
+    mta: str | None = None,
+    keep_headers: bool = False,
+    account_stats: dict[str, AccountStats] | None = None,
+) -> Iterator[QueuedMessage]:
+    """Yield every record of `source` scored, with verdict, rule hits and campaign.
+
+    `logs` are mail/protocol logs handed to the trace hook (see module docstring).
+    `account_stats`, if given a dict, is filled with per-account statistics.
+    """
+    spools = spools_of(source, mta)
+    settings = infer_settings(spools[0] if len(spools) == 1 else MultiSpool(spools), settings)
+    enrich, account_verdicts = trace_hooks()
+    logset = None
+    if logs:
+        from .logs import read_logs
+
+        logset = read_logs(logs)
+    enrich_here = enrich is not None and logset is not None
+    roots = {spool.label: (spool.mta, str(spool.root)) for spool in spools}
+    process = functools.partial(prepare_record, settings=settings, full=full, roots=roots,
+                                score=not enrich_here)
+    records: Iterable[QueuedMessage] = scan(
+        MultiSpool(spools), full=full, jobs=jobs, ordered=ordered,
+        keep_headers=keep_headers or enrich_here, process=process, progress=progress)
+    if enrich_here:
+        records = _score_after_enrichment(enrich(records, logset), settings, full, keep_headers)
+
+    verdict_source = (lambda accounts: account_verdicts(accounts, logset)) \
+        if account_verdicts is not None and logset is not None else None
+    yield from finish_analysis(records, settings, account_stats=account_stats, verdict_source=verdict_source)
+
+
+def finish_analysis(
+    records: Iterable[QueuedMessage],
+    settings: Settings,
+    *,
+    account_stats: dict[str, AccountStats] | None = None,
+    verdict_source: Callable[[dict[str, AccountStats]], dict[str, str]] | None = None,
+) -> Iterator[QueuedMessage]:
+    """Steps 2-4 of the module docstring, on records that went through `prepare_record`."""
+    accounts: dict[str, AccountStats] = {} if account_stats is None else account_stats
+    sketch = CountMinSketch()
+    with tempfile.TemporaryFile(prefix="queuetool-") as record_spill, \
+            tempfile.TemporaryFile(prefix="queuetool-keys-") as key_spill:
+        for record in records:
+            keys = record.details.pop(_KEYS, [])
+            for key in keys:
+                sketch.add(key)
+            account = login_of(record)
+            if account:
+                if account not in accounts and len(accounts) >= MAX_ACCOUNTS:
+                    account = "(other accounts)"
+                accounts.setdefault(account, AccountStats(account)).add(record)
+            _dump(record_spill, record)
+            _dump(key_spill, (keys, record.verdict not in (None, "clean")))
+
+        union = KeyUnion()
+        for keys, _flagged in _load_all(key_spill):
+            union.union([key for key in keys if sketch.count(key) >= 2])
+        sizes: dict[str, list[int]] = {}
+        for keys, flagged in _load_all(key_spill):
+            root = _root_of(keys, union)
+            if root is not None:
+                size = sizes.setdefault(root, [0, 0])
+                size[0] += 1
+                size[1] += flagged
+
+        verdicts: dict[str, str] = dict(verdict_source(accounts) or {}) if verdict_source else {}
+        key_items = _load_all(key_spill)
+        for record in _load_all(record_spill):
+            keys, _flagged = next(key_items)
+            root = _root_of(keys, union)
+            size, flagged = sizes.get(root, (1, 0)) if root else (1, 0)
+            record.campaign = campaign_id(root) if root and size >= 2 else None
+            account = login_of(record)
+            facts = SpoolFacts(
+                campaign=record.campaign, campaign_size=size, campaign_flagged=flagged,
+                account=account, account_verdict=verdicts.get(account or ""),
+                trace_available=bool(verdicts),
+            )
+            apply_spool_rules(record, settings, facts)
+            yield record
+
+
+def _root_of(keys: list[str], union: KeyUnion) -> str | None:
+    for key in keys:
+        if key in union.parent:
+            return union.find(key)
+    return None
+
+
+def _score_after_enrichment(records: Iterable[QueuedMessage], settings: Settings, full: bool,
+                            keep_headers: bool) -> Iterator[QueuedMessage]:
+    for record in records:
+        body = record.details.pop(_BODY, None)
+        score_record(record, settings, body=body, full=full)
+        if not keep_headers:
+            record.headers = []
+        yield record
+
+
+def analyze_records(records: Iterable[QueuedMessage], settings: Settings) -> Iterator[QueuedMessage]:
+    """Score records already read (tests, records loaded from JSONL): same rules, same campaigns.
+
+    Records need their `headers` for the header rules.
+    """
+    def prepared() -> Iterator[QueuedMessage]:
+        for record in records:
+            prepare_record(record, settings=settings, full=False, roots={}, score=True)
+            yield record
+
+    yield from finish_analysis(prepared(), settings)

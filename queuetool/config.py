@@ -1,0 +1,233 @@
+"""Settings every verb shares: the server's domains, rule weights, verdict thresholds.
+
+A server's domains are local (delivered here), relay (accepted and forwarded through a
+connector) or shared (split with another server); all three count as "ours" when a rule
+asks whether mail leaves the organisation. They come from options, from a
+`queuetool.toml` (`--config`), or, when none are given, are inferred from the spool, in
+which case every verdict that rests on them says so.
+
+    # queuetool.toml
+    [domains]
+    local = ["example.com"]
+    relay = ["partner-relay.example"]
+    shared = []
+    [weights]                 # rule name -> points (see docs/rules.md)
+    recipient_fanout = 3.0
+    [thresholds]              # verdict thresholds
+    spam = 5.0
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - 3.10
+    import tomli as tomllib
+
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "spam": 5.0,         # total points at or above: spam
+    "relay": 5.0,        # relay-category points at or above: relay
+    "backscatter": 5.0,  # backscatter-category points at or above: backscatter
+}
+# How many records domain inference looks at (it is a pre-pass; keep it cheap).
+INFER_SAMPLE = 5000
+
+_DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)+$")
+
+
+class ConfigError(ValueError):
+    """A settings file or option that cannot be used (one-line reason)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything scoring needs to know about the server; picklable for workers."""
+
+    local_domains: frozenset[str] = frozenset()
+    relay_domains: frozenset[str] = frozenset()
+    shared_domains: frozenset[str] = frozenset()
+    weights: dict[str, float] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
+    # True when the domains were guessed from the spool rather than given.
+    domains_inferred: bool = False
+    inference_evidence: str = ""
+
+    @property
+    def our_domains(self) -> frozenset[str]:
+        return self.local_domains | self.relay_domains | self.shared_domains
+
+    def is_ours(self, domain: str | None) -> bool:
+        """A domain (or a subdomain of one) this server is responsible for."""
+        return _in_domains(domain, self.our_domains)
+
+    def is_local(self, domain: str | None) -> bool:
+        return _in_domains(domain, self.local_domains)
+
+    def threshold(self, name: str) -> float:
+        return float(self.thresholds.get(name, DEFAULT_THRESHOLDS.get(name, 5.0)))
+
+    def points(self, rule: str, default: float) -> float:
+        return float(self.weights.get(rule, default))
+
+
+def _in_domains(domain: str | None, domains: frozenset[str]) -> bool:
+    if not domain:
+        return False
+    domain = domain.lower().rstrip(".")
+    if domain in domains:
+        return True
+    parts = domain.split(".")
+    return any(".".join(parts[i:]) in domains for i in range(1, len(parts) - 1))
+
+
+def normalize_domain(value: str) -> str:
+    """Lower-case a domain given by a user; refuse what is not a domain name."""
+    domain = value.strip().lower().lstrip("@").rstrip(".")
+    if not _DOMAIN.match(domain):
+        raise ConfigError(f"{value!r} is not a domain name")
+    return domain
+
+
+def _domain_list(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of domain names")
+    return [normalize_domain(v) for v in value]
+
+
+def _number_table(value: Any, where: str) -> dict[str, float]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{where}] must be a table of name = number")
+    out = {}
+    for key, number in value.items():
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise ConfigError(f"[{where}] {key} must be a number, not {number!r}")
+        out[str(key)] = float(number)
+    return out
+
+
+def load_settings(
+    config_path: str | Path | None = None,
+    *,
+    local_domains: Iterable[str] = (),
+    relay_domains: Iterable[str] = (),
+    shared_domains: Iterable[str] = (),
+) -> Settings:
+    """Settings from a queuetool.toml (optional) plus domains given as options.
+
+    Domains given as options are added to those of the file.
+    """
+    data: dict[str, Any] = {}
+    if config_path is not None:
+        path = Path(config_path)
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle)
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read settings: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    domains = data.get("domains") or {}
+    if not isinstance(domains, dict):
+        raise ConfigError("[domains] must be a table with local/relay/shared lists")
+    local = _domain_list(domains.get("local"), "domains.local") + [normalize_domain(d) for d in local_domains]
+    relay = _domain_list(domains.get("relay"), "domains.relay") + [normalize_domain(d) for d in relay_domains]
+    shared = _domain_list(domains.get("shared"), "domains.shared") + [normalize_domain(d) for d in shared_domains]
+    thresholds = dict(DEFAULT_THRESHOLDS)
+    thresholds.update(_number_table(data.get("thresholds"), "thresholds"))
+    unknown = set(thresholds) - set(DEFAULT_THRESHOLDS)
+    if unknown:
+        raise ConfigError(f"[thresholds] unknown name(s): {', '.join(sorted(unknown))}; "
+                          f"known: {', '.join(DEFAULT_THRESHOLDS)}")
+    weights = _number_table(data.get("weights"), "weights")
+    if weights:
+        from .score.rules import RULES_BY_NAME
+
+        unknown = set(weights) - set(RULES_BY_NAME)
+        if unknown:
+            raise ConfigError(f"[weights] unknown rule(s): {', '.join(sorted(unknown))}; see docs/rules.md")
+    return Settings(
+        local_domains=frozenset(local), relay_domains=frozenset(relay), shared_domains=frozenset(shared),
+        weights=weights, thresholds=thresholds,
+    )
+
+
+def address_domain(address: str | None) -> str | None:
+    """Domain part of an address, lower-case; None when there is none."""
+    if not address or "@" not in address:
+        return None
+    domain = address.rsplit("@", 1)[1].strip().strip(">").lower().rstrip(".")
+    return domain or None
+
+
+_RECEIVED_BY = re.compile(r"\bby\s+([A-Za-z0-9.-]+\.[A-Za-z]{2,})", re.I)
+
+
+def server_name_of(record) -> str | None:
+    """The host that wrote the newest Received header (this server, for queued mail)."""
+    received = record.header("Received") if record.headers else None
+    if not received:
+        return None
+    match = _RECEIVED_BY.search(received)
+    return match.group(1).lower() if match else None
+
+
+def parent_domain(host: str) -> str:
+    """mail.example.com -> example.com (a two-label name is returned as is)."""
+    parts = host.split(".")
+    return ".".join(parts[1:]) if len(parts) > 2 else host
+
+
+def infer_domains(records: Iterable) -> tuple[list[str], str]:
+    """Guess local domains from (a sample of) records; returns (domains, evidence).
+
+    Two signals, both cheap and header-level: the parent domain of the host that wrote
+    the newest Received header (the server itself), and the envelope-sender domains of
+    authenticated submissions that at least a quarter of those submissions share (a
+    compromised account forging many domains spreads thin and does not qualify).
+    """
+    servers: collections.Counter[str] = collections.Counter()
+    auth_domains: collections.Counter[str] = collections.Counter()
+    authenticated = 0
+    for record in records:
+        server = server_name_of(record)
+        if server:
+            servers[parent_domain(server)] += 1
+        if record.auth_user:
+            authenticated += 1
+            domain = address_domain(record.sender) or address_domain(record.auth_user)
+            if domain:
+                auth_domains[domain] += 1
+    found: dict[str, str] = {}
+    if servers:
+        domain, count = servers.most_common(1)[0]
+        if _DOMAIN.match(domain):
+            found[domain] = f"{domain}: server name in {count} Received header(s)"
+    for domain, count in auth_domains.most_common(5):
+        if count * 4 >= authenticated and domain not in found and _DOMAIN.match(domain):
+            if not any(_in_domains(domain, frozenset([known])) for known in found):
+                found[domain] = f"{domain}: sender of {count}/{authenticated} authenticated message(s)"
+    return sorted(found), "; ".join(found[d] for d in sorted(found))
+
+
+def with_inferred_domains(settings: Settings, records: Iterable) -> Settings:
+    """`settings` unchanged if it has domains, else with local domains guessed from records."""
+    if settings.our_domains:
+        return settings
+    domains, evidence = infer_domains(records)
+    return dataclasses.replace(
+        settings, local_domains=frozenset(domains), domains_inferred=True,
+        inference_evidence=evidence or "no domain could be inferred",
+    )

@@ -1,0 +1,94 @@
+"""Apply the rules to a record: rule hits, score, verdict. Pure and order-independent.
+
+Verdict thresholds (docs/rules.md, overridable in [thresholds]):
+  backscatter  backscatter-category points >= thresholds.backscatter
+  relay        relay-category points >= thresholds.relay
+  spam         total points >= thresholds.spam
+  clean        otherwise
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from ..config import Settings
+from ..model import QueuedMessage, RuleHit
+from .content import BodyFacts
+from .rules import RULES, RULES_BY_NAME, Rule, RuleInput, SpoolFacts
+
+RECORD_STAGES = ("record", "body")
+SPOOL_STAGES = ("spool",)
+INFERRED_RULE = "inferred_domains"
+SKIPPED_RULE = "body_rules_skipped"
+
+
+def run_rules(inp: RuleInput, rules: Iterable[Rule]) -> list[RuleHit]:
+    """Hits of `rules` on one input; a rule that raises becomes a 0-point hit saying so."""
+    hits = []
+    for rule in rules:
+        try:
+            finding = rule.check(inp)
+        except Exception as exc:  # noqa: BLE001 - one odd message must not stop a scan
+            why = " ".join(f"rule failed on this message: {type(exc).__name__}: {exc}".split())[:200]
+            hits.append(RuleHit(rule.name, 0.0, why))
+            inp.record.details.setdefault("rule_errors", []).append(rule.name)
+            continue
+        if finding is None:
+            continue
+        scale, why = (1.0, finding) if isinstance(finding, str) else finding
+        points = round(inp.settings.points(rule.name, rule.points) * scale, 2)
+        hits.append(RuleHit(rule.name, points + 0.0, why))
+    return hits
+
+
+def verdict_for(hits: Iterable[RuleHit], settings: Settings) -> tuple[float, str]:
+    """(score, verdict) from rule hits by the documented thresholds."""
+    total = 0.0
+    by_category = {"spam": 0.0, "relay": 0.0, "backscatter": 0.0}
+    for hit in hits:
+        total += hit.points
+        rule = RULES_BY_NAME.get(hit.rule)
+        if rule is not None and rule.category in by_category:
+            by_category[rule.category] += hit.points
+    total = round(total, 2)
+    if by_category["backscatter"] >= settings.threshold("backscatter"):
+        return total, "backscatter"
+    if by_category["relay"] >= settings.threshold("relay"):
+        return total, "relay"
+    if total >= settings.threshold("spam"):
+        return total, "spam"
+    return total, "clean"
+
+
+def _finish(record: QueuedMessage, settings: Settings) -> None:
+    record.score, record.verdict = verdict_for(record.rules, settings)
+
+
+def score_record(record: QueuedMessage, settings: Settings, body: BodyFacts | None = None,
+                 full: bool = False) -> QueuedMessage:
+    """Run the per-record rules (header rules; body rules too when `body` is given).
+
+    Sets `rules`, `score` and a preliminary `verdict`; spool rules add to them later.
+    """
+    inp = RuleInput(record=record, settings=settings, body=body, full=full)
+    stages = RECORD_STAGES if full else ("record",)
+    record.rules = run_rules(inp, (r for r in RULES if r.stage in stages))
+    if not full:
+        skipped = ", ".join(r.name for r in RULES if r.stage == "body")
+        record.rules.append(RuleHit(SKIPPED_RULE, 0.0, f"header-only scan; body rules skipped ({skipped}): use --full"))
+    if settings.domains_inferred:
+        domains = ", ".join(sorted(settings.local_domains)) or "none found"
+        record.rules.append(RuleHit(
+            INFERRED_RULE, 0.0,
+            f"verdict rests on inferred local domains ({domains}); confirm with --local-domain"))
+    _finish(record, settings)
+    return record
+
+
+def apply_spool_rules(record: QueuedMessage, settings: Settings, facts: SpoolFacts) -> QueuedMessage:
+    """Add the spool-wide rules (campaign size, account trace verdict) and re-decide."""
+    inp = RuleInput(record=record, settings=settings, spool=facts)
+    record.rules = [hit for hit in record.rules if RULES_BY_NAME.get(hit.rule, None) is None
+                    or RULES_BY_NAME[hit.rule].stage not in SPOOL_STAGES]
+    record.rules.extend(run_rules(inp, (r for r in RULES if r.stage in SPOOL_STAGES)))
+    _finish(record, settings)
+    return record

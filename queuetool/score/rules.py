@@ -1,0 +1,459 @@
+"""The scoring rules: each a small pure function with a name, points and a one-line why.
+
+A rule looks at a `RuleInput` and returns None (no hit), a `why` string (full points)
+or `(scale, why)` (points x scale; scale 0 marks an informational hit, negative scale
+takes points away). Rules never read files and never keep state, so scores do not
+depend on scan order. docs/rules.md lists every rule with what it catches and what it
+may wrongly catch. Stage "record" rules run in the scan workers; stage "spool" rules
+need spool-wide context (campaign sizes, the account's trace verdict) and run after.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import email.utils
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Union
+
+from ..config import Settings, address_domain
+from ..model import QueuedMessage
+from .content import BodyFacts
+
+Finding = Union[None, str, tuple[float, str]]
+
+
+@dataclass
+class SpoolFacts:
+    """Spool-wide context for one record (filled by analysis.analyze)."""
+
+    campaign: str | None = None
+    campaign_size: int = 1
+    campaign_flagged: int = 0
+    account: str | None = None
+    account_verdict: str | None = None   # compromised / suspicious / normal, from trace
+    trace_available: bool = False
+
+
+@dataclass
+class RuleInput:
+    record: QueuedMessage
+    settings: Settings
+    body: BodyFacts | None = None          # None unless --full
+    full: bool = False
+    spool: SpoolFacts = field(default_factory=SpoolFacts)
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    points: float          # default weight; [weights] in queuetool.toml overrides it
+    category: str          # spam | relay | backscatter | info: which verdict it feeds
+    stage: str             # record | body | spool
+    why: str               # what it catches (one line, for docs and --list-rules)
+    check: Callable[[RuleInput], Finding]
+
+
+# ---------------------------------------------------------------- shared facts
+_AUTH_RECEIVED = re.compile(
+    r"\bwith\s+(?:ESMTPSA|ESMTPA|LMTPA|UTF8SMTPSA|UTF8SMTPA|ASMTP)\b|\(Authenticated sender:\s*([^)\s]+)\)"
+    r"|\bauthenticated\s+(?:as|user)\s+([^\s;)]+)", re.I)
+_LOCAL_INJECTION = re.compile(
+    r"\bfrom userid \d+|\bwith local(?:-esmtp|-bsmtp)?\b|/Submit\)|\(from [^)\s]+@localhost\)"
+    r"|\bfrom localhost\b|\[127\.\d+\.\d+\.\d+\]|\[::1\]", re.I)
+_ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
+DSN_SUBJECT = re.compile(
+    r"undeliver|delivery status|returned mail|failure notice|mail delivery (?:failed|system)"
+    r"|non[- ]?delivery|delivery (?:failure|has failed)|could not be delivered", re.I)
+DSN_FROM = re.compile(r"mailer-daemon|postmaster|mail delivery (?:system|subsystem)", re.I)
+SHORTENERS = frozenset({
+    "bit.ly", "tinyurl.com", "goo.gl", "t.co", "ow.ly", "is.gd", "buff.ly", "cutt.ly",
+    "rebrand.ly", "shorturl.at", "tiny.cc", "rb.gy", "t.ly", "s.id", "bl.ink",
+})
+# Small, documented vocabulary (docs/rules.md): pharmacy spam and credential phishing.
+SPAM_WORDS = re.compile(
+    r"\b(?:viagra|cialis|levitra|pharmacy|pharma|pills?|tramadol|xanax|valium|phentermine|"
+    r"prescription|meds|medications?|erectile|weight loss|"
+    r"verify your account|account (?:has been )?suspended|confirm your (?:password|identity)|"
+    r"password (?:expires?|expired)|unusual (?:sign-in|login) activity|update your payment|"
+    r"wire transfer|lottery|you have won|bitcoin investment|crypto profit)\b", re.I)
+
+
+def login_of(record: QueuedMessage) -> str | None:
+    """The SMTP AUTH identity: the record's, else the newest Received header's."""
+    if record.auth_user:
+        return record.auth_user
+    newest = record.header("Received") if record.headers else None
+    if newest:
+        match = _AUTH_RECEIVED.search(newest)
+        if match:
+            return match.group(1) or match.group(2) or "(authenticated)"
+    return None
+
+
+def injected_locally(record: QueuedMessage) -> bool:
+    """Submitted on the server itself (sendmail command, pickup, loopback SMTP)."""
+    if record.client_ip:
+        try:
+            return ipaddress.ip_address(record.client_ip.strip("[]")).is_loopback
+        except ValueError:
+            return False
+    if record.queue == "maildrop":
+        return True
+    newest = record.header("Received") if record.headers else None
+    return bool(newest and _LOCAL_INJECTION.search(newest))
+
+
+def from_outside_client(record: QueuedMessage) -> bool:
+    """A known SMTP client that is not the server itself."""
+    if not record.client_ip:
+        return False
+    try:
+        return not ipaddress.ip_address(record.client_ip.strip("[]")).is_loopback
+    except ValueError:
+        return True
+
+
+def header_from_address(record: QueuedMessage) -> str | None:
+    value = record.header_from
+    if not value:
+        return None
+    _, addr = email.utils.parseaddr(value)
+    return addr or None
+
+
+def outside_recipients(record: QueuedMessage, settings: Settings) -> list[str]:
+    return [r for r in record.recipients if not settings.is_ours(address_domain(r))]
+
+
+def is_dsn(record: QueuedMessage) -> bool:
+    """Null sender plus any sign of a delivery report (multipart/report, bounce From/Subject)."""
+    if record.sender != "":
+        return False
+    ctype = (record.header("Content-Type") or "").lower()
+    return ("multipart/report" in ctype or bool(DSN_FROM.search(record.header_from or ""))
+            or bool(DSN_SUBJECT.search(record.subject or "")))
+
+
+def _parse_time(value: str | None) -> _dt.datetime | None:
+    if not value:
+        return None
+    try:
+        if value.endswith("Z") and "T" in value:
+            return _dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.timezone.utc)
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)
+
+
+def _owner_parts(login: str, settings: Settings) -> tuple[str, str | None]:
+    local, _, domain = login.lower().partition("@")
+    local = local.split("\\")[-1]  # DOMAIN\user (Exchange)
+    return local, (domain or None)
+
+
+# ---------------------------------------------------------------- record rules
+def unauthenticated_relay(inp: RuleInput) -> Finding:
+    rec, cfg = inp.record, inp.settings
+    if login_of(rec) or not rec.sender or not cfg.our_domains:
+        return None
+    sender_domain = address_domain(rec.sender)
+    if cfg.is_ours(sender_domain):
+        return None
+    outside = outside_recipients(rec, cfg)
+    if not outside:
+        return None
+    where = "injected on this server" if injected_locally(rec) else f"client {rec.client_ip or 'unknown'}"
+    return (f"no login, sender domain {sender_domain or '?'} and {len(outside)} recipient(s) "
+            f"(e.g. {outside[0]}) are not ours; {where}")
+
+
+def local_injection_to_outside(inp: RuleInput) -> Finding:
+    rec, cfg = inp.record, inp.settings
+    if login_of(rec) or not rec.sender or not injected_locally(rec) or not cfg.our_domains:
+        return None
+    if not cfg.is_ours(address_domain(rec.sender)):
+        return None  # unauthenticated_relay covers foreign senders
+    outside = outside_recipients(rec, cfg)
+    if not outside:
+        return None
+    return (f"submitted on this server without a login (web script / sendmail command) "
+            f"as {rec.sender} to {len(outside)} outside recipient(s)")
+
+
+def sender_not_owned(inp: RuleInput) -> Finding:
+    rec, cfg = inp.record, inp.settings
+    login = login_of(rec)
+    if not login or login == "(authenticated)":
+        return None
+    login_local, login_domain = _owner_parts(login, cfg)
+    worst: tuple[float, str] | None = None
+    for label, addr in (("envelope sender", rec.sender), ("From", header_from_address(rec))):
+        if not addr or "@" not in addr:
+            continue
+        local, domain = addr.lower().rsplit("@", 1)
+        if cfg.our_domains and not cfg.is_ours(domain) and domain != login_domain:
+            finding = (1.0, f"account {login} sent with {label} {addr}: domain {domain} is not ours")
+        elif local != login_local and (cfg.is_ours(domain) or domain == login_domain):
+            finding = (0.5, f"account {login} sent with {label} {addr}, another user's address")
+        else:
+            continue
+        if worst is None or finding[0] > worst[0]:
+            worst = finding
+    return worst
+
+
+FANOUT_RECIPIENTS = 10
+FANOUT_DOMAINS = 5
+
+
+def recipient_fanout(inp: RuleInput) -> Finding:
+    rec = inp.record
+    recipients = list(rec.recipients) + list(rec.done_recipients)
+    domains = {address_domain(r) for r in recipients} - {None}
+    if len(recipients) >= FANOUT_RECIPIENTS or len(domains) >= FANOUT_DOMAINS:
+        return f"{len(recipients)} recipients in {len(domains)} domains in one message"
+    if len(recipients) >= FANOUT_RECIPIENTS // 2 and len(domains) >= 3:
+        return 0.5, f"{len(recipients)} recipients in {len(domains)} domains in one message"
+    return None
+
+
+def null_sender_dsn(inp: RuleInput) -> Finding:
+    rec = inp.record
+    if not is_dsn(rec):
+        return None
+    ctype = (rec.header("Content-Type") or "").split(";")[0].strip() or "no Content-Type"
+    return f"null sender <> delivery report ({ctype}) queued here"
+
+
+def bounce_origin(inp: RuleInput) -> Finding:
+    """Whether the bounced original was sent by this server: needs the returned headers."""
+    rec, cfg = inp.record, inp.settings
+    if not is_dsn(rec):
+        return None
+    if inp.body is None:
+        return 0.0, "skipped: the whole message could not be read"
+    returned = inp.body.returned_headers
+    if not returned:
+        return 0.0, "delivery report without the original's headers; origin unknown"
+    msgid = next((v for k, v in returned if k.lower() == "message-id"), "")
+    msgid_domain = msgid.strip().strip("<>").rpartition("@")[2].lower() or None
+    received = [v for k, v in returned if k.lower() == "received"]
+    ours_in_chain = any(
+        cfg.is_ours(m.group(1)) for v in received for m in re.finditer(r"\bby\s+([\w.-]+)", v)
+    )
+    sender = next((v for k, v in returned if k.lower() in ("from", "return-path")), "")
+    sender_ours = cfg.is_ours(address_domain(email.utils.parseaddr(sender)[1]))
+    if ours_in_chain and (cfg.is_ours(msgid_domain) or sender_ours):
+        return -1.0, f"the bounced original passed through our server (Message-ID {msgid.strip() or '-'})"
+    return 1.0, (f"forged bounce: the original (Message-ID {msgid.strip() or '-'}) never passed "
+                 "through this server")
+
+
+def local_sender_from_outside(inp: RuleInput) -> Finding:
+    rec, cfg = inp.record, inp.settings
+    if login_of(rec) or not from_outside_client(rec) or not cfg.local_domains:
+        return None
+    for label, addr in (("envelope sender", rec.sender), ("From", header_from_address(rec))):
+        if addr and cfg.is_local(address_domain(addr)):
+            return f"{label} {addr} is a local address but client {rec.client_ip} did not log in"
+    return None
+
+
+def missing_date(inp: RuleInput) -> Finding:
+    if not inp.record.headers or inp.record.date:
+        return None
+    return "no Date header"
+
+
+def missing_message_id(inp: RuleInput) -> Finding:
+    if not inp.record.headers or inp.record.message_id:
+        return None
+    return "no Message-ID header"
+
+
+DATE_SKEW_DAYS = 3
+
+
+def date_far_from_arrival(inp: RuleInput) -> Finding:
+    rec = inp.record
+    if not rec.date:
+        return None
+    written = _parse_time(rec.date)
+    if written is None:
+        return f"Date header {rec.date[:60]!r} does not parse"
+    arrived = _parse_time(rec.arrival)
+    if arrived is None:
+        return None
+    days = (written - arrived).total_seconds() / 86400
+    if abs(days) >= DATE_SKEW_DAYS:
+        return f"Date is {abs(days):.0f} day(s) {'after' if days > 0 else 'before'} arrival"
+    return None
+
+
+def malformed_address(inp: RuleInput) -> Finding:
+    rec = inp.record
+    bad = [a for a in [rec.sender, *rec.recipients] if a and not _ADDRESS.match(a)]
+    from_addr = header_from_address(rec)
+    if rec.header_from is not None and (not from_addr or not _ADDRESS.match(from_addr)):
+        bad.append(f"From: {rec.header_from}")
+    if not bad:
+        return None
+    return f"{len(bad)} malformed address(es), e.g. {bad[0][:80]!r}"
+
+
+def parser_defects(inp: RuleInput) -> Finding:
+    if inp.body is None or not inp.body.defects:
+        return None
+    return min(len(inp.body.defects), 3) / 3, "mail-parser defects: " + ", ".join(inp.body.defects[:4])
+
+
+def _body_rule(inp: RuleInput) -> BodyFacts | str:
+    return inp.body if inp.body is not None else "skipped: the whole message could not be read"
+
+
+MANY_URLS = 5
+
+
+def many_urls(inp: RuleInput) -> Finding:
+    body = _body_rule(inp)
+    if isinstance(body, str):
+        return 0.0, body
+    if body.url_count >= MANY_URLS:
+        return f"{body.url_count} URLs in the text"
+    return None
+
+
+def url_shortener(inp: RuleInput) -> Finding:
+    body = _body_rule(inp)
+    if isinstance(body, str):
+        return 0.0, body
+    short = [h for h in body.url_hosts if h in SHORTENERS]
+    return f"links through URL shortener(s) {', '.join(short)}" if short else None
+
+
+def html_only(inp: RuleInput) -> Finding:
+    body = _body_rule(inp)
+    if isinstance(body, str):
+        return 0.0, body
+    return "HTML without a plain-text part" if body.html_only else None
+
+
+def base64_text(inp: RuleInput) -> Finding:
+    body = _body_rule(inp)
+    if isinstance(body, str):
+        return 0.0, body
+    return "text part sent base64-encoded (hides words from filters)" if body.base64_text else None
+
+
+def spam_vocabulary(inp: RuleInput) -> Finding:
+    rec = inp.record
+    words = {m.group(0).lower() for m in SPAM_WORDS.finditer(rec.subject or "")}
+    where = "subject"
+    if inp.body is not None:
+        words |= {m.group(0).lower() for m in SPAM_WORDS.finditer(inp.body.text)}
+        where = "subject/body"
+    if not words:
+        return None
+    return min(len(words), 2) / 2, f"pharmacy/phishing words in {where}: {', '.join(sorted(words)[:5])}"
+
+
+def exchange_anonymous_external(inp: RuleInput) -> Finding:
+    rec, cfg = inp.record, inp.settings
+    auth_as = rec.header("X-MS-Exchange-Organization-AuthAs")
+    if not auth_as or auth_as.strip().lower() != "anonymous":
+        return None
+    outside = outside_recipients(rec, cfg) if cfg.our_domains else []
+    if not outside:
+        return None
+    return f"Exchange accepted it anonymously (AuthAs: Anonymous) for {len(outside)} external recipient(s)"
+
+
+def exchange_scl(inp: RuleInput) -> Finding:
+    value = inp.record.header("X-MS-Exchange-Organization-SCL")
+    try:
+        scl = int((value or "").strip())
+    except ValueError:
+        return None
+    if scl >= 5:
+        return min((scl - 4) / 4, 1.0), f"Exchange spam confidence level SCL {scl}"
+    return None
+
+
+# ---------------------------------------------------------------- spool rules
+CAMPAIGN_MIN_SIZE = 5
+
+
+def campaign_size(inp: RuleInput) -> Finding:
+    facts = inp.spool
+    if not facts.campaign or facts.campaign_size < CAMPAIGN_MIN_SIZE:
+        return None
+    share = facts.campaign_flagged / facts.campaign_size
+    if share < 0.5:
+        return None
+    return (f"one of {facts.campaign_size} messages of campaign {facts.campaign}, "
+            f"{facts.campaign_flagged} of them flagged by other rules")
+
+
+def account_trace_verdict(inp: RuleInput) -> Finding:
+    facts = inp.spool
+    if not facts.account:
+        return None
+    if not facts.trace_available or facts.account_verdict is None:
+        return 0.0, f"no trace verdict for account {facts.account} (give --log, or trace unavailable)"
+    scale = {"compromised": 1.0, "suspicious": 0.5}.get(facts.account_verdict, 0.0)
+    return scale, f"trace says account {facts.account} is {facts.account_verdict}"
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("unauthenticated_relay", 6.0, "relay", "record",
+         "mail from a foreign sender domain to foreign recipients with no login (open relay, or a script on the server)",
+         unauthenticated_relay),
+    Rule("exchange_anonymous_external", 6.0, "relay", "record",
+         "Exchange accepted anonymously (AuthAs: Anonymous) and routes to external recipients",
+         exchange_anonymous_external),
+    Rule("local_injection_to_outside", 3.0, "spam", "record",
+         "submitted on the server without a login, as one of our addresses, to outside recipients",
+         local_injection_to_outside),
+    Rule("sender_not_owned", 4.0, "spam", "record",
+         "an authenticated account used an envelope sender or From it does not own",
+         sender_not_owned),
+    Rule("recipient_fanout", 2.0, "spam", "record",
+         "many recipients in many domains in one message", recipient_fanout),
+    Rule("null_sender_dsn", 5.0, "backscatter", "record",
+         "null-sender delivery report (bounce) in the queue", null_sender_dsn),
+    Rule("bounce_origin", 2.0, "backscatter", "body",
+         "with --full: the bounced original never passed through this server (forged); minus if it did",
+         bounce_origin),
+    Rule("local_sender_from_outside", 4.0, "spam", "record",
+         "a local sender address arriving from an outside client without a login", local_sender_from_outside),
+    Rule("missing_date", 1.0, "spam", "record", "no Date header", missing_date),
+    Rule("missing_message_id", 1.0, "spam", "record", "no Message-ID header", missing_message_id),
+    Rule("date_far_from_arrival", 1.0, "spam", "record",
+         "Date header unparsable or days away from arrival", date_far_from_arrival),
+    Rule("malformed_address", 1.0, "spam", "record",
+         "envelope or From address that is not a valid address", malformed_address),
+    Rule("parser_defects", 1.0, "spam", "body", "with --full: MIME defects mail-parser reports", parser_defects),
+    Rule("many_urls", 1.0, "spam", "body", "with --full: five or more URLs in the text", many_urls),
+    Rule("url_shortener", 1.5, "spam", "body", "with --full: links through a URL shortener", url_shortener),
+    Rule("html_only", 1.0, "spam", "body", "with --full: HTML with no plain-text alternative", html_only),
+    Rule("base64_text", 0.5, "spam", "body", "with --full: text part base64-encoded", base64_text),
+    Rule("spam_vocabulary", 2.5, "spam", "record",
+         "pharmacy/phishing vocabulary in the subject (and body with --full)", spam_vocabulary),
+    Rule("exchange_scl", 3.0, "spam", "record", "Exchange SCL of 5 or more", exchange_scl),
+    Rule("campaign_size", 2.0, "spam", "spool",
+         "part of a campaign of 5+ messages, at least half of which other rules flag", campaign_size),
+    Rule("account_trace_verdict", 3.0, "spam", "spool",
+         "the submitting account is compromised (full points) or suspicious (half) per trace",
+         account_trace_verdict),
+)
+RULES_BY_NAME: dict[str, Rule] = {rule.name: rule for rule in RULES}
+
+
+def rule_table() -> list[dict[str, Any]]:
+    """Rows for docs and `--list-rules`: name, points, category, stage, why."""
+    return [{"rule": r.name, "points": r.points, "category": r.category, "stage": r.stage, "why": r.why}
+            for r in RULES]
