@@ -210,6 +210,66 @@ class _Account:
 
 
 @dataclass
+class _CodeGroup:
+    """Running aggregate of one status code: counts and groupings, a few examples."""
+
+    count: int = 0
+    klass: str | None = None
+    domains: collections.Counter = field(default_factory=collections.Counter)
+    hosts: collections.Counter = field(default_factory=collections.Counter)
+    origins: collections.Counter = field(default_factory=collections.Counter)
+    examples: list = field(default_factory=list)
+
+
+class _Observations:
+    """Statuses seen, in bounded memory: every one is counted in its code's group; only
+    those the scenario/block-list checks read (class 4/5 with policy, relay, auth,
+    block-list or permission wording, 5.x.x and 530) are kept, up to KEEP_LIMIT."""
+
+    KEEP_LIMIT = 200_000
+
+    def __init__(self) -> None:
+        self.groups: dict[str, _CodeGroup] = {}
+        self.kept: list[Observation] = []
+        self.total = 0
+        self.dropped = 0
+
+    def add(self, obs: Observation) -> None:
+        self.total += 1
+        group = self.groups.setdefault(obs.status.code, _CodeGroup(klass=obs.status.klass))
+        group.count += 1
+        group.domains[obs.domain or "(unknown)"] += 1
+        group.hosts[obs.status.remote_host or "(not stated)"] += 1
+        group.origins[obs.origin] += 1
+        if len(group.examples) < EXAMPLES:
+            group.examples.append(obs)
+        if _worth_keeping(obs):
+            if len(self.kept) < self.KEEP_LIMIT:
+                self.kept.append(obs)
+            else:
+                self.dropped += 1
+
+    def extend(self, observations: Iterable[Observation]) -> None:
+        for obs in observations:
+            self.add(obs)
+
+    def count(self, code: str) -> int:
+        group = self.groups.get(code)
+        return group.count if group else 0
+
+
+def _worth_keeping(obs: Observation) -> bool:
+    status = obs.status
+    if status.klass == "5" or status.basic == 530:
+        return True
+    if status.klass != "4":
+        return False
+    text = status.text
+    return (bool(status.enhanced and status.enhanced.startswith("4.7.")) or is_relay_denied(text)
+            or is_auth_required(text) or find_blocklist(text) is not None)
+
+
+@dataclass
 class _Facts:
     """Everything gathered in one pass over records, logs and events."""
 
@@ -224,7 +284,7 @@ class _Facts:
     waiting: dict = field(default_factory=dict)             # domain -> [count, oldest, ids, statuses]
     accounts: dict = field(default_factory=dict)            # auth_user -> _Account
     open_relay: dict = field(default_factory=dict)          # client ip -> _Account
-    observations: list = field(default_factory=list)
+    observations: _Observations = field(default_factory=_Observations)
     events: list = field(default_factory=list)
     dsn_read: int = 0
     dsn_parser: bool = False
@@ -532,7 +592,7 @@ def _scan_log_lines(facts: _Facts, path: Path, fmt: str | None, logs_pkg: Any) -
                 facts.virtual_servers.add(vs.group(1) or vs.group(2))
         observation = _line_observation(line, f"{path}:{lineno}", fmt, w3c, w3c_session)
         if observation is not None:
-            facts.observations.append(observation)
+            facts.observations.add(observation)
 
 
 # ------------------------------------------------------------------ the findings
@@ -544,17 +604,11 @@ def _examples(observations: list[Observation]) -> list[str]:
 
 def _status_findings(facts: _Facts) -> list[Finding]:
     """One finding per status code, grouped by destination domain and remote host."""
-    by_code: dict[str, list[Observation]] = collections.defaultdict(list)
-    for obs in facts.observations:
-        if obs.status.klass == "2":
-            continue
-        by_code[obs.status.code].append(obs)
     findings = []
-    for code, group in sorted(by_code.items(), key=lambda item: (-len(item[1]), item[0])):
-        domains = collections.Counter(o.domain or "(unknown)" for o in group)
-        hosts = collections.Counter(o.status.remote_host or "(not stated)" for o in group)
-        origins = collections.Counter(o.origin for o in group)
-        klass = group[0].status.klass
+    groups = [(code, g) for code, g in facts.observations.groups.items() if g.klass != "2"]
+    for code, group in sorted(groups, key=lambda item: (-item[1].count, item[0])):
+        domains, hosts, origins = group.domains, group.hosts, group.origins
+        klass = group.klass
         known = describe_code(code)
         unknown = "not in RFC 3463" in known or "not in RFC 5321" in known or "not in queuetool" in known
         severity = "medium" if klass == "5" else "low"
@@ -563,10 +617,10 @@ def _status_findings(facts: _Facts) -> list[Finding]:
         findings.append(Finding(
             id=f"status-{code}",
             severity=severity,
-            title=f"{len(group)} delivery status(es) {code}: {_clip(known, 90)}",
-            evidence={"count": len(group), "code": code, "meaning": known, "known_code": not unknown,
+            title=f"{group.count} delivery status(es) {code}: {_clip(known, 90)}",
+            evidence={"count": group.count, "code": code, "meaning": known, "known_code": not unknown,
                       "by_destination_domain": _top(domains), "by_remote_host": _top(hosts),
-                      "origin": dict(origins), "examples": _examples(group)},
+                      "origin": dict(origins), "examples": _examples(group.examples)},
             cause=("A status code queuetool's tables do not know; its class and subject digits say "
                    "what kind of failure it is." if unknown else known),
             confirm=["Read the example lines in full: the text after the code is the remote "
@@ -586,7 +640,7 @@ def _slug(text: str) -> str:
 
 def _blocklist_findings(facts: _Facts) -> list[Finding]:
     groups: dict[str, tuple[Any, list[Observation]]] = {}
-    for obs in facts.observations:
+    for obs in facts.observations.kept:
         if obs.status.klass not in ("4", "5"):
             continue
         hit = find_blocklist(obs.status.text)
@@ -812,7 +866,7 @@ def _relay_findings(facts: _Facts, trace_accounts: list[Any], ours: frozenset[st
 
 
 def _symptom_finding(facts: _Facts, ours: frozenset[str], relay_ids: list[str]) -> Finding | None:
-    codes = collections.Counter(o.status.code for o in facts.observations)
+    codes = {code: facts.observations.count(code) for code in ("5.0.0", "5.7.1")}
     events = collections.Counter(e.event_id for e in facts.events)
     symptoms = {}
     if facts.flagged:
@@ -928,7 +982,7 @@ def _w3c_rcpt_550(o: Observation) -> bool:
 def _scenario_findings(facts: _Facts, ours: frozenset[str]) -> list[Finding]:
     findings: list[Finding] = []
     events = collections.Counter(e.event_id for e in facts.events)
-    obs = [o for o in facts.observations if o.status.klass in ("4", "5")]
+    obs = [o for o in facts.observations.kept if o.status.klass in ("4", "5")]
     relay_denied = [o for o in obs if is_relay_denied(o.status.text)
                     or (o.status.code == "5.7.1" and o.origin == "local" and o.domain)
                     or _w3c_rcpt_550(o)]
@@ -1118,12 +1172,15 @@ def diagnose(
     findings.extend(_status_findings(facts))
     findings.extend(_event_findings(facts))
     findings.sort(key=_severity_rank)
+    if facts.observations.dropped:
+        facts.notes.append(f"{facts.observations.dropped} policy/permanent statuses beyond "
+                           f"{_Observations.KEEP_LIMIT} were counted but not kept for the scenario checks")
     if not ours:
         facts.notes.append("no local domains given (--local-domain/--config): findings that need "
                            "'ours vs outside' (open relay, scenarios 3/4/6) are limited")
     return DiagnoseResult(findings, {
         "records": facts.records, "unreadable": facts.unreadable, "scored": facts.scored,
-        "queues": dict(facts.queues), "statuses": len(facts.observations), "events": len(facts.events),
+        "queues": dict(facts.queues), "statuses": facts.observations.total, "events": len(facts.events),
         "dsn_parsed": facts.dsn_read, "logs": facts.log_files, "local_domains": sorted(ours),
         "notes": facts.notes,
     })

@@ -392,3 +392,15 @@ def test_trace_verdicts_decide_between_the_two_cases():
     assert result.by_id("local-submission").evidence["count"] == 3
     only_normal = diagnose(records=[], settings=OURS, trace_result=TraceResult([alice]))
     assert not {"compromised-account", "open-relay", "local-submission"} & set(only_normal.ids())
+
+
+def test_statuses_are_counted_in_bounded_memory(monkeypatch):
+    from queuetool import diagnose as diagnose_module
+
+    monkeypatch.setattr(diagnose_module._Observations, "KEEP_LIMIT", 5)
+    records = [record(f"K{i}", recipients=[f"u@d{i % 3}.example"],
+                      status="host mx.d.example[192.0.2.1] said: 550 5.7.1 policy") for i in range(40)]
+    result = run(records)
+    assert result.by_id("status-5.7.1").evidence["count"] == 40          # every one counted
+    assert len(result.by_id("status-5.7.1").evidence["examples"]) == 5   # examples capped
+    assert any("35 policy/permanent statuses" in note for note in result.inputs["notes"])
