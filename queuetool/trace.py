@@ -220,9 +220,10 @@ def enrich_record(record: QueuedMessage, index: LogIndex | None, server_names: I
     if not record.recipients and not record.done_recipients and message.recipients:
         record.recipients = list(message.recipients)
         record.details["recipients_from"] = f"log:{session.source}"
-    if session.details.get("local_user") or session.details.get("local_uid"):
-        record.details.setdefault("local_submitter", session.details.get("local_user")
-                                  or f"uid {session.details.get('local_uid')}")
+    submitter = session.details.get("local_user") or session.details.get("local_sender")
+    if submitter or session.details.get("local_uid"):
+        submitter = submitter.split("@", 1)[0] if submitter else f"uid {session.details.get('local_uid')}"
+        record.details.setdefault("local_submitter", submitter)
 
 
 def enrich_records(records: Iterable[QueuedMessage], logs: LogIndex | LogSet | Sequence[str | Path] | None,
@@ -388,9 +389,12 @@ def judge(entry: AccountTrace) -> None:
             points += 1
             evidence.append(f"burst of {peak} messages in the hour {peak_hour}:00 (baseline {baseline:g})")
     odd = sorted(h for h in entry.helos if _odd_helo(h, None))
-    if odd or len(entry.helos) >= 3:
+    if len(entry.helos) >= 3:
         points += 1
-        evidence.append(f"unusual HELO(s): {', '.join((odd or sorted(entry.helos))[:4])}")
+        evidence.append(f"{len(entry.helos)} different HELOs: {', '.join(sorted(entry.helos)[:5])}")
+    elif odd:
+        points += 0.5
+        evidence.append(f"HELO without a domain: {', '.join(odd[:3])}")
     if entry.failed_before_success >= 3:
         points += 2
         evidence.append(f"{entry.failed_before_success} failed logins before the first success")
@@ -523,12 +527,14 @@ def collect(records: Iterable[QueuedMessage], settings: Any, index: LogIndex | N
             key = account_key(login)
             entry = entries.setdefault(key, AccountTrace(account=key))
         else:
-            if record.sender == "" or not outside:
+            # relay = an unauthenticated submission to outside only; mail that also reached
+            # one of our mailboxes (inbound, alias expansion) is not relay
+            if record.sender == "" or not outside or len(outside) < len(domains):
                 unattributed += 1
                 continue
             local = _is_loopback(record.client_ip)
             if local:
-                who = record.details.get("local_submitter") or "local"
+                who = record.details.get("local_submitter") or (record.sender or "unknown").split("@", 1)[0]
                 entry = entries.setdefault(f"local:{who}", AccountTrace(account=None, client=str(who), kind="local"))
             else:
                 if _is_ours(_domain(record.sender), settings):
