@@ -40,14 +40,14 @@ def event_1708(hour_minute: str, client: str, user: str) -> str:
             f"authentication method was Login and the username was EXAMPLE\\{user}.\n\n")
 
 
-def smtpsvc_record(rid: str, msgid: str, received: bool = False) -> QueuedMessage:
+def smtpsvc_record(rid: str, msgid: str, received: bool = False, sender: str = "boss@forged.example") -> QueuedMessage:
     record = QueuedMessage(mta="smtpsvc", id=rid, queue="queue", arrival="2026-11-27T10:00:30Z")
-    record.headers = [("Message-ID", f"<{msgid}>"), ("From", "Boss <boss@forged.example>")]
+    record.headers = [("Message-ID", f"<{msgid}>"), ("From", sender)]
     if received:  # a queue file as IIS wrote it: client and HELO, never the login
         record.headers.insert(0, ("Received", "from x ([203.0.113.7]) by mail.example.com with Microsoft "
                                               "SMTPSVC(6.0.3790.3959); Fri, 27 Nov 2026 10:00:30 +0000"))
     record.message_id = f"<{msgid}>"
-    record.header_from = "Boss <boss@forged.example>"
+    record.header_from = sender
     return record
 
 
@@ -67,7 +67,7 @@ def exchange2003_logs(tmp_path, offset_hours: int = 1):
 def test_exchange2003_login_comes_only_from_event_1708_joined_to_w3c(tmp_path):
     paths = exchange2003_logs(tmp_path)
     records = [smtpsvc_record(f"NTFS_{m}", f"spam{m}@forged.example", received=m == 4) for m in range(1, 5)]
-    records.append(smtpsvc_record("NTFS_alice", "a1@example.com"))
+    records.append(smtpsvc_record("NTFS_alice", "a1@example.com", sender="alice@example.com"))
     # without the logs nobody is named: the queue files carry no login
     assert [r.auth_user for r in enrich_records([smtpsvc_record("x", "spam1@forged.example")], None)] == [None]
     logset = read_logs(paths)
