@@ -21,12 +21,13 @@ W3C = """\
 ROW = "2026-11-27 {t} {ip} {helo} SMTPSVC1 MAIL 10.0.0.1 0 {verb} - {arg} {status} 0 0 0 0 SMTP - - - -\n"
 
 
-def w3c_session(start_minute: int, ip: str, helo: str, msgid: str, rcpts: list[str], login: bool = True) -> str:
+def w3c_session(start_minute: int, ip: str, helo: str, msgid: str, rcpts: list[str], login: bool = True,
+                sender: str = "boss@forged.example") -> str:
     t = lambda s: f"10:{start_minute:02d}:{s:02d}"  # noqa: E731
     rows = [ROW.format(t=t(0), ip=ip, helo=helo, verb="EHLO", arg="+" + helo, status=250)]
     if login:
         rows.append(ROW.format(t=t(1), ip=ip, helo=helo, verb="AUTH", arg="+LOGIN", status=235))
-    rows.append(ROW.format(t=t(2), ip=ip, helo=helo, verb="MAIL", arg="+FROM:<boss@forged.example>", status=250))
+    rows.append(ROW.format(t=t(2), ip=ip, helo=helo, verb="MAIL", arg=f"+FROM:<{sender}>", status=250))
     rows += [ROW.format(t=t(3), ip=ip, helo=helo, verb="RCPT", arg=f"+TO:<{r}>", status=250) for r in rcpts]
     rows.append(ROW.format(t=t(4), ip=ip, helo=helo, verb="DATA", arg=f"+<{msgid}>", status=250))
     rows.append(ROW.format(t=t(5), ip=ip, helo=helo, verb="QUIT", arg=helo, status=240))
@@ -54,7 +55,8 @@ def smtpsvc_record(rid: str, msgid: str, received: bool = False, sender: str = "
 def exchange2003_logs(tmp_path, offset_hours: int = 1):
     sessions = "".join(w3c_session(m, f"203.0.113.{m}", f"host{m}", f"spam{m}@forged.example",
                                    [f"u{m}@d{m}.example", f"v{m}@e{m}.example"]) for m in range(1, 5))
-    sessions += w3c_session(30, "10.0.0.21", "alice-pc.example.com", "a1@example.com", ["joe@partner.example"])
+    sessions += w3c_session(30, "10.0.0.21", "alice-pc.example.com", "a1@example.com", ["joe@partner.example"],
+                            sender="alice@example.com")
     (tmp_path / "ex261127.log").write_text(W3C.format(rows=sessions))
     # Event Viewer exported in local time (UTC+1): every 1708 is an hour "late".
     hour = 10 + offset_hours
