@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from .logs import LogEvent, LogMessage, LogSet, Session, read_logs, to_epoch
-from .logs.windows_events import account_name, auth_1708
+from .logs.windows_events import account_name, auth_1708, failed_logon
 from .model import QueuedMessage
 from .received import header_auth
 
@@ -53,9 +53,20 @@ def normalize_message_id(value: str | None) -> str | None:
     return value or None
 
 
+def unique_events(events: Iterable[LogEvent]) -> Iterator[LogEvent]:
+    """Each event once: the same log exported twice (CSV and text) must not count twice."""
+    seen: set[tuple] = set()
+    for event in events:
+        key = (event.time, event.event_id, event.provider, " ".join((event.message or "").split())[:500])
+        if key in seen:
+            continue
+        seen.add(key)
+        yield event
+
+
 def _event_logins(events: Iterable[LogEvent]) -> list[tuple[float | None, str, str, LogEvent]]:
     out = []
-    for event in events:
+    for event in unique_events(events):
         found = auth_1708(event)
         if found:
             client, _method, user = found
@@ -600,6 +611,10 @@ def _add_log_logins(entries: dict[str, AccountTrace], index: LogIndex) -> None:
         for user in session.failed_logins:
             if user:
                 failures.append((account_key(user), to_epoch(session.start)))
+    for event in unique_events(index.logset.events):
+        found = failed_logon(event)
+        if found and found[0]:
+            failures.append((account_key(found[0]), to_epoch(event.time)))
     for key, when in failures:
         entry = entries.setdefault(key, AccountTrace(account=key))
         entry.failed_logins += 1

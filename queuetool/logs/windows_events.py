@@ -82,6 +82,26 @@ def auth_1708(event: LogEvent) -> tuple[str, str, str] | None:
     return None
 
 
+# Windows Security "logon failure" events (2000/2003: 529-537, 539; 2008+: 4625) and
+# Exchange 2007+ SmtpReceive 1035 (LogonDenied; names the client, not the user).
+FAILED_LOGON_IDS = {529, 530, 531, 532, 533, 534, 535, 536, 537, 539, 4625, 1035}
+_USER_FIELD = re.compile(r"(?:User Name|Account Name):\s*([^\s:]+)", re.IGNORECASE)
+_SOURCE_ADDRESS = re.compile(r"(?:Source Network Address|source IP address[^\[]*)[:\s]*\[?([0-9A-Fa-f:.]{3,})\]?",
+                             re.IGNORECASE)
+
+
+def failed_logon(event: LogEvent) -> tuple[str, str | None] | None:
+    """(user or "", client address) of a failed-logon event, else None."""
+    if event.event_id not in FAILED_LOGON_IDS:
+        return None
+    if event.event_id == 1035 and "authentication failed" not in (event.message or "").lower():
+        return None
+    users = [u for u in _USER_FIELD.findall(event.message or "") if u not in ("-", "N/A")]
+    address = _SOURCE_ADDRESS.search(event.message or "")
+    ip = address.group(1).rstrip(".") if address else None
+    return (users[-1] if users else ""), (ip if ip not in ("-", "") else None)
+
+
 def account_name(user: str) -> str:
     """`DOMAIN\\user` / `user@domain` -> `user` (lower case): the account the queue knows."""
     user = user.strip().strip('"')
