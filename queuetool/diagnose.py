@@ -291,6 +291,7 @@ class _Facts:
     notes: list = field(default_factory=list)
     log_files: list = field(default_factory=list)
     virtual_servers: set = field(default_factory=set)
+    duplicate_events: int = 0
 
 
 def _record_observations(record: QueuedMessage) -> Iterator[Observation]:
@@ -419,13 +420,19 @@ def _gather_records(facts: _Facts, records: Iterable[QueuedMessage], ours: froze
               and not (domains - outside) and not _addressed_to_us(record, ours)):
             relay = facts.open_relay.setdefault(record.client_ip, _Account())
             _count(relay, record, outside, flagged)
-        facts.observations.extend(_record_observations(record))
+        own = list(_record_observations(record))
+        facts.observations.extend(own)
         if (dsn_module is not None and facts.dsn_parser and spool is not None
                 and facts.dsn_read < DSN_READ_LIMIT and _is_dsn(record)):
             facts.dsn_read += 1
             try:
                 raw = spool.get_bytes(record.id)
-                facts.observations.extend(_dsn_observations(record, raw, dsn_module))
+                # the reader may already have given this NDR's statuses (BadMail .BDR/.BAD)
+                known = {(o.status.code, (o.recipient or "").lower()) for o in own}
+                facts.observations.extend(
+                    o for o in _dsn_observations(record, raw, dsn_module)
+                    if (o.status.code, (o.recipient or "").lower()) not in known
+                    and not (o.status.code in {k[0] for k in known} and not o.recipient))
             except Exception as exc:  # noqa: BLE001 - one bad DSN must not stop the walk
                 facts.notes.append(f"DSN {record.id} not parsed: {type(exc).__name__}: {_clip(exc, 100)}")
 
@@ -451,6 +458,14 @@ def _count(account: _Account, record: QueuedMessage, outside: set, flagged: bool
         account.clients.add(record.client_ip)
     if len(account.examples) < EXAMPLES:
         account.examples.append(record.id)
+
+
+_HELP_CENTER = re.compile(r"\s*For more information, see Help and Support Center.*$", re.I | re.S)
+
+
+def _event_text_key(message: str) -> str:
+    """An event's text without the boilerplate some export formats append (for dedup)."""
+    return " ".join(_HELP_CENTER.sub("", message).split())[:120].lower()
 
 
 def _events_from_logset(logset: Any) -> Iterator[EventEntry]:
@@ -556,7 +571,15 @@ def _gather_logs(facts: _Facts, paths: list[Path]) -> None:
     for stats in logset.files:
         facts.log_files.append({"path": stats.path, "format": stats.format, "lines": stats.lines,
                                 "junk": stats.junk, "error": stats.error})
-    facts.events.extend(_events_from_logset(logset))
+    seen: set[tuple[Any, Any, str]] = set()
+    for event in _events_from_logset(logset):
+        # the same log exported twice (CSV and text) must not count twice
+        key = (event.event_id, event.time, _event_text_key(event.message))
+        if event.time is not None and key in seen:
+            facts.duplicate_events += 1
+            continue
+        seen.add(key)
+        facts.events.append(event)
     if "windows-events" not in _log_readers(logs_pkg):
         facts.notes.append("queuetool.logs.windows_events not available: event log exports were not read")
     for stats in logset.files:
@@ -1049,6 +1072,14 @@ def _scenario_findings(facts: _Facts, ours: frozenset[str]) -> list[Finding]:
     return findings
 
 
+def _scenarios_of_events(events: dict[int, int]) -> list[int]:
+    """KB 895853: 1701 with scenarios 3 and 6, 1707 with 4, 1709/1710 with 3, 4 and 6."""
+    found: set[int] = set()
+    for event_id in events:
+        found.update({1701: (3, 6), 1707: (4,), 1709: (3, 4, 6), 1710: (3, 4, 6)}.get(event_id, ()))
+    return sorted(found) or [3, 4, 6]
+
+
 def _local_domain_findings(facts: _Facts, denied: list[Observation], family_events: dict[int, int],
                            ours: frozenset[str]) -> list[Finding]:
     """Scenarios 3/4/6 share symptoms; name the one the evidence singles out, else all three."""
@@ -1071,8 +1102,9 @@ def _local_domain_findings(facts: _Facts, denied: list[Observation], family_even
                                       "also run here: connections reach the wrong one",
                                "denying_virtual_servers": sorted(denying_vs),
                                "other_virtual_servers": sorted(accepting_vs)}))
-    if family_events.get(1707):
-        candidates.append((4, {"why": "event 1707 logged (recipient policy / proxy address scenario)",
+    if denied and family_events.get(1707):
+        candidates.append((4, {"why": "mail for our domains refused as relay and event 1707 logged "
+                                      "(recipient policy / proxy address scenario)",
                                "event_1707": family_events[1707]}))
     if denied and funnel and not (denying_vs and accepting_vs):
         candidates.append((6, {"why": "all refused inbound mail for our domains arrives from one "
@@ -1082,11 +1114,16 @@ def _local_domain_findings(facts: _Facts, denied: list[Observation], family_even
     if len(candidates) == 1:
         number, extra = candidates[0]
         return [_scenario_finding(number, denied, {**support, **extra})]
-    names = [n for n, _ in candidates] or [3, 4, 6]
+    names = [n for n, _ in candidates] or _scenarios_of_events(family_events)
+    if denied:
+        title = ("Mail for this organisation's own domains refused as relay: KB 895853 scenario "
+                 + ", ".join(map(str, names)) + " (not yet told apart)")
+    else:
+        title = ("Events " + ", ".join(map(str, sorted(family_events))) + " logged but no refused mail "
+                 "for our domains seen: KB 895853 scenario " + ", ".join(map(str, names)) + " possible")
     return [Finding(
-        id="kb895853-local-domain-refused", severity="high",
-        title=("Mail for this organisation's own domains refused as relay: KB 895853 scenario "
-               + ", ".join(map(str, names)) + " (not yet told apart)"),
+        id="kb895853-local-domain-refused", severity="high" if denied else "medium",
+        title=title,
         evidence={"count": len(denied), "support": support, "examples": _examples(denied),
                   "candidates": [{"scenario": n, "title": _SCENARIO_TITLES[n], **e} for n, e in candidates]
                   or [{"scenario": n, "title": _SCENARIO_TITLES[n]} for n in names],
@@ -1172,6 +1209,8 @@ def diagnose(
     findings.extend(_status_findings(facts))
     findings.extend(_event_findings(facts))
     findings.sort(key=_severity_rank)
+    if facts.duplicate_events:
+        facts.notes.append(f"{facts.duplicate_events} event(s) seen in more than one export were counted once")
     if facts.observations.dropped:
         facts.notes.append(f"{facts.observations.dropped} policy/permanent statuses beyond "
                            f"{_Observations.KEEP_LIMIT} were counted but not kept for the scenario checks")
