@@ -424,8 +424,8 @@ _RELAY_DENIED = re.compile(
     r"unable to relay|relay(?:ing)? (?:access )?(?:denied|not permitted|not allowed|prohibited)"
     r"|not permitted to relay|relay not permitted|we do not relay|no relaying", re.I)
 _AUTH_REQUIRED = re.compile(
-    r"client was not authenticated|authentication required|must (?:be )?authenticat|"
-    r"not authenticated|requires? authentication|auth(?:entication)? needed", re.I)
+    r"client was not authenticated|authentication (?:is )?required|must (?:be )?authenticat|"
+    r"requires? authentication|auth(?:entication)? needed|smtp auth(?:entication)? required", re.I)
 _NO_PERMISSION = re.compile(r"does not have permission|do(?:es)? not have permission to send|"
                             r"heeft geen machtiging", re.I)
 

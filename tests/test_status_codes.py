@@ -136,6 +136,8 @@ def test_relay_auth_and_permission_wording():
     assert is_auth_required("530 5.7.1 Client was not authenticated")
     assert is_auth_required("530 5.7.0 Authentication required")
     assert not is_auth_required("250 OK")
+    # Sendmail's trust_auth ruleset refuses an AUTH= parameter: not a demand to log in
+    assert not is_auth_required("reject=550 5.7.1 <www-data@mail.example.com>... not authenticated")
     assert is_misleading_permission_text("#550 5.7.1 The sender does not have permission to send to this recipient")
     assert not is_misleading_permission_text(None)
 
