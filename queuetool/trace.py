@@ -28,7 +28,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from .logs import LogEvent, LogMessage, LogSet, Session, read_logs, to_epoch
 from .logs.windows_events import account_name, auth_1708, failed_logon
 from .model import QueuedMessage
-from .received import header_auth
+from .received import header_auth, parse_chain
 
 # Event 1708 <-> W3C AUTH line: the largest gap (seconds) still taken as the same login.
 JOIN_WINDOW_SECONDS = 120
@@ -38,6 +38,7 @@ CLOCK_OFFSETS = [0] + [sign * step * 1800 for step in range(1, 29) for sign in (
 MESSAGE_ID_WINDOW_SECONDS = 6 * 3600
 SET_CAP = 256
 
+UNNAMED_LOGIN = "(authenticated)"
 VERDICT_RANK = {"compromised": 0, "suspicious": 1, "normal": 2}
 COMPROMISED_POINTS = 6.0
 SUSPICIOUS_POINTS = 3.0
@@ -423,6 +424,10 @@ def judge(entry: AccountTrace) -> None:
             evidence.insert(0, f"unauthenticated client relayed {entry.messages} message(s) to outside domains")
         if entry.kind == "local" and entry.outside_domains:
             evidence.insert(0, f"submitted on the server without a login: {entry.messages} message(s) to outside domains")
+    elif entry.account == UNNAMED_LOGIN:
+        # several accounts may hide behind "authenticated": never call the mix compromised
+        entry.verdict = "suspicious" if points >= SUSPICIOUS_POINTS else "normal"
+        evidence.append("the login is not named in the queue: give the mail log (--log) to split by account")
     elif points >= COMPROMISED_POINTS and strong >= 1:
         entry.verdict = "compromised"
     elif points >= SUSPICIOUS_POINTS or (entry.messages == 0 and entry.failed_logins >= 3):
@@ -522,6 +527,12 @@ def account_key(login: str) -> str:
     return account_name(login)
 
 
+def _received_for(record: QueuedMessage) -> list[str]:
+    """The `for <addr>` of the server's own top hop: the recipient before alias expansion."""
+    hops = parse_chain(record.headers[:40]) if record.headers else []
+    return [hops[0].for_address] if hops and hops[0].for_address else []
+
+
 def collect(records: Iterable[QueuedMessage], settings: Any, index: LogIndex | None) -> tuple[dict[str, AccountTrace], int, int]:
     """Per-account and per-relay-client entries from records (and log logins/failures)."""
     entries: dict[str, AccountTrace] = {}
@@ -530,7 +541,7 @@ def collect(records: Iterable[QueuedMessage], settings: Any, index: LogIndex | N
         total += 1
         login = record.auth_user
         if not login and record.details.get("header_authenticated"):
-            login = "(authenticated)"
+            login = UNNAMED_LOGIN
         recipients = list(record.recipients) + list(record.done_recipients)
         domains = {d for d in (_domain(r) for r in recipients) if d}
         outside = {d for d in domains if not _is_ours(d, settings)} if _has_domains(settings) else set()
@@ -540,7 +551,8 @@ def collect(records: Iterable[QueuedMessage], settings: Any, index: LogIndex | N
         else:
             # relay = an unauthenticated submission to outside only; mail that also reached
             # one of our mailboxes (inbound, alias expansion) is not relay
-            if record.sender == "" or not outside or len(outside) < len(domains):
+            addressed = {d for d in (_domain(a) for a in _received_for(record)) if d}
+            if record.sender == "" or not outside or len(outside) < len(domains | addressed):
                 unattributed += 1
                 continue
             local = _is_loopback(record.client_ip)
@@ -570,7 +582,7 @@ def collect(records: Iterable[QueuedMessage], settings: Any, index: LogIndex | N
             entry.per_hour[record.arrival[:13]] += 1
         if record.auth_evidence:
             entry.evidence_sources[record.auth_evidence.split(" ", 1)[0]] += 1
-        if entry.kind == "account" and login != "(authenticated)":
+        if entry.kind == "account" and login != UNNAMED_LOGIN:
             if not _owned(login, record.sender, settings) or not _owned(login, _header_from(record), settings):
                 entry.from_mismatch += 1
     if index is not None:
