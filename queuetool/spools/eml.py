@@ -107,7 +107,8 @@ def _maildir_units(root: Path) -> Iterator[QueueUnit]:
         with os.scandir(root) as it:
             folders += sorted(
                 (e.name, Path(e.path)) for e in it
-                if e.name.startswith(".") and e.is_dir(follow_symlinks=False) and _is_maildir(Path(e.path))
+                if e.name.startswith(".") and e.is_dir(follow_symlinks=False)
+                and child_dirs(Path(e.path), *MAILDIR_SUBDIRS)
             )
     except OSError:
         pass
