@@ -39,7 +39,7 @@ from .model import QueuedMessage, QueueUnit
 from .scan import scan, spools_of
 from .score.campaigns import CountMinSketch, KeyUnion, campaign_id, campaign_keys
 from .score.content import BodyFacts, body_facts
-from .score.engine import apply_spool_rules, score_record
+from .score.engine import apply_spool_rules, is_suspicious, score_record
 from .score.rules import SpoolFacts, header_from_address, login_of
 from .spools import MultiSpool, Spool, reader_for
 
@@ -65,9 +65,9 @@ class AccountStats:
     last_seen: str | None = None
     from_mismatch: int = 0
 
-    def add(self, record: QueuedMessage) -> None:
+    def add(self, record: QueuedMessage, suspicious: bool) -> None:
         self.messages += 1
-        self.flagged += record.verdict not in (None, "clean")
+        self.flagged += suspicious
         self.recipients += len(record.recipients)
         for rcpt in record.recipients:
             _add_capped(self.recipient_domains, address_domain(rcpt))
@@ -141,10 +141,9 @@ def _dump(handle: IO[bytes], item: Any) -> None:
 
 def _load_all(handle: IO[bytes]) -> Iterator[Any]:
     handle.seek(0)
-    unpickler = pickle.Unpickler(handle)
     while True:
         try:
-            yield unpickler.load()
+            yield pickle.load(handle)
         except EOFError:
             return
 
@@ -207,12 +206,13 @@ def finish_analysis(
             for key in keys:
                 sketch.add(key)
             account = login_of(record)
+            if account and account not in accounts and len(accounts) >= MAX_ACCOUNTS:
+                account = "(other accounts)"
+            suspicious = is_suspicious(record, settings)
             if account:
-                if account not in accounts and len(accounts) >= MAX_ACCOUNTS:
-                    account = "(other accounts)"
-                accounts.setdefault(account, AccountStats(account)).add(record)
+                accounts.setdefault(account, AccountStats(account)).add(record, suspicious)
             _dump(record_spill, record)
-            _dump(key_spill, (keys, record.verdict not in (None, "clean")))
+            _dump(key_spill, (keys, suspicious))
 
         union = KeyUnion()
         for keys, _flagged in _load_all(key_spill):
@@ -233,10 +233,13 @@ def finish_analysis(
             size, flagged = sizes.get(root, (1, 0)) if root else (1, 0)
             record.campaign = campaign_id(root) if root and size >= 2 else None
             account = login_of(record)
+            stats = accounts.get(account or "")
             facts = SpoolFacts(
                 campaign=record.campaign, campaign_size=size, campaign_flagged=flagged,
                 account=account, account_verdict=verdicts.get(account or ""),
                 trace_available=bool(verdicts),
+                account_messages=stats.messages if stats else 0,
+                account_flagged=stats.flagged if stats else 0,
             )
             apply_spool_rules(record, settings, facts)
             yield record

@@ -71,12 +71,24 @@ def simhash(text: str) -> int:
     return sum(1 << bit for bit in range(64) if weights[bit] > 0)
 
 
+def _display_name(value: str | None) -> str:
+    """Normalized display name of a From value ('' when there is none)."""
+    if not value or "<" not in value:
+        return ""
+    name = value.split("<", 1)[0].strip().strip('"').lower()
+    return " ".join(_NON_WORD.sub(" ", _DIGITS.sub("#", name)).split())
+
+
 def campaign_keys(record: QueuedMessage, body: BodyFacts | None = None) -> list[str]:
     """The feature keys of one message (sorted, deduplicated)."""
     keys: set[str] = set()
     skeleton = subject_skeleton(record.subject, record.recipients)
     if skeleton not in GENERIC_SUBJECTS and len(skeleton) >= MIN_SUBJECT_CHARS:
         keys.add(feature_key("subject", skeleton))
+    name = _display_name(record.header_from)
+    if len(name) >= 4:
+        mid = (record.message_id or "").strip().strip("<>").rpartition("@")[2].lower()
+        keys.add(feature_key("template", f"{name}|{mid}|{sender_pattern(record.sender)}"))
     if body is not None:
         value = simhash(body.text)
         if value:

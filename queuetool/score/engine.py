@@ -59,6 +59,17 @@ def verdict_for(hits: Iterable[RuleHit], settings: Settings) -> tuple[float, str
     return total, "clean"
 
 
+def is_suspicious(record: QueuedMessage, settings: Settings) -> bool:
+    """Flagged by the per-record rules: a verdict, or at least half the spam threshold.
+
+    Campaign and account rules count suspicious members, so a campaign whose members
+    each fall just short of a verdict is still recognised as one.
+    """
+    if record.verdict not in (None, "clean"):
+        return True
+    return (record.score or 0.0) >= settings.threshold("spam") / 2
+
+
 def _finish(record: QueuedMessage, settings: Settings) -> None:
     record.score, record.verdict = verdict_for(record.rules, settings)
 

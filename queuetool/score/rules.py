@@ -32,6 +32,8 @@ class SpoolFacts:
     campaign_flagged: int = 0
     account: str | None = None
     account_verdict: str | None = None   # compromised / suspicious / normal, from trace
+    account_messages: int = 0
+    account_flagged: int = 0
     trace_available: bool = False
 
 
@@ -91,14 +93,26 @@ def login_of(record: QueuedMessage) -> str | None:
     return None
 
 
+# Queues only local programs write to: Postfix maildrop, IIS/Exchange pickup.
+LOCAL_QUEUES = frozenset({"maildrop", "pickup"})
+NULL_SENDERS = frozenset({"", "<>", "mailer-daemon"})
+
+
+def is_null_sender(sender: str | None) -> bool:
+    """`<>`, and the bare MAILER-DAEMON some MTAs (Sendmail) store for their own bounces."""
+    return sender is not None and sender.strip().lower() in NULL_SENDERS
+
+
 def injected_locally(record: QueuedMessage) -> bool:
     """Submitted on the server itself (sendmail command, pickup, loopback SMTP)."""
+    if record.details.get("rewrite_context") == "local" and not record.client_ip:
+        return True
     if record.client_ip:
         try:
             return ipaddress.ip_address(record.client_ip.strip("[]")).is_loopback
         except ValueError:
             return False
-    if record.queue == "maildrop":
+    if record.queue in LOCAL_QUEUES:
         return True
     newest = record.header("Received") if record.headers else None
     return bool(newest and _LOCAL_INJECTION.search(newest))
@@ -122,17 +136,36 @@ def header_from_address(record: QueuedMessage) -> str | None:
     return addr or None
 
 
+_RECEIVED_FOR = re.compile(r"\bfor\s+<?([^\s<>;]+@[^\s<>;]+?)>?\s*;", re.I)
+
+
+def forwarded_from(record: QueuedMessage, settings: Settings) -> str | None:
+    """Our address the newest Received header names (`for <x>`) when mail was sent on by an alias."""
+    newest = record.header("Received") if record.headers else None
+    match = _RECEIVED_FOR.search(newest or "")
+    if match and settings.is_ours(address_domain(match.group(1))):
+        return match.group(1)
+    return None
+
+
 def outside_recipients(record: QueuedMessage, settings: Settings) -> list[str]:
-    return [r for r in record.recipients if not settings.is_ours(address_domain(r))]
+    """Recipients outside our domains, unless the mail came for one of our addresses (an alias)."""
+    outside = [r for r in record.recipients if not settings.is_ours(address_domain(r))]
+    if outside and forwarded_from(record, settings):
+        return []
+    return outside
 
 
 def is_dsn(record: QueuedMessage) -> bool:
     """Null sender plus any sign of a delivery report (multipart/report, bounce From/Subject)."""
-    if record.sender != "":
-        return False
     ctype = (record.header("Content-Type") or "").lower()
-    return ("multipart/report" in ctype or bool(DSN_FROM.search(record.header_from or ""))
-            or bool(DSN_SUBJECT.search(record.subject or "")))
+    report = "multipart/report" in ctype
+    bounce_from = bool(DSN_FROM.search(record.header_from or ""))
+    if record.sender is None:  # envelope unknown (e.g. Exchange queue files): need two signs
+        return report and bounce_from
+    if not is_null_sender(record.sender):
+        return False
+    return report or bounce_from or bool(DSN_SUBJECT.search(record.subject or ""))
 
 
 def _parse_time(value: str | None) -> _dt.datetime | None:
@@ -158,7 +191,7 @@ def _owner_parts(login: str, settings: Settings) -> tuple[str, str | None]:
 # ---------------------------------------------------------------- record rules
 def unauthenticated_relay(inp: RuleInput) -> Finding:
     rec, cfg = inp.record, inp.settings
-    if login_of(rec) or not rec.sender or not cfg.our_domains:
+    if login_of(rec) or not rec.sender or is_null_sender(rec.sender) or not cfg.our_domains:
         return None
     sender_domain = address_domain(rec.sender)
     if cfg.is_ours(sender_domain):
@@ -175,20 +208,29 @@ def local_injection_to_outside(inp: RuleInput) -> Finding:
     rec, cfg = inp.record, inp.settings
     if login_of(rec) or not rec.sender or not injected_locally(rec) or not cfg.our_domains:
         return None
-    if not cfg.is_ours(address_domain(rec.sender)):
-        return None  # unauthenticated_relay covers foreign senders
+    if not cfg.is_ours(address_domain(rec.sender)) or is_null_sender(rec.sender):
+        return None  # unauthenticated_relay covers foreign senders, null_sender_dsn bounces
     outside = outside_recipients(rec, cfg)
     if not outside:
         return None
-    return (f"submitted on this server without a login (web script / sendmail command) "
-            f"as {rec.sender} to {len(outside)} outside recipient(s)")
+    from_addr = header_from_address(rec)
+    from_domain = address_domain(from_addr)
+    if from_domain and not cfg.is_ours(from_domain):
+        return (f"submitted on this server without a login (web script / sendmail command) as "
+                f"{rec.sender} with a foreign From {from_addr} to {len(outside)} outside recipient(s)")
+    if len(outside) >= 2:
+        return (f"submitted on this server without a login (web script / sendmail command) as "
+                f"{rec.sender} to {len(outside)} outside recipients at once")
+    return 0.6, (f"submitted on this server without a login (web script / sendmail command) "
+                 f"as {rec.sender} to {len(outside)} outside recipient(s)")
 
 
 def sender_not_owned(inp: RuleInput) -> Finding:
     rec, cfg = inp.record, inp.settings
     login = login_of(rec)
-    if not login or login == "(authenticated)":
+    if not login:
         return None
+    unknown_identity = login == "(authenticated)"
     login_local, login_domain = _owner_parts(login, cfg)
     worst: tuple[float, str] | None = None
     for label, addr in (("envelope sender", rec.sender), ("From", header_from_address(rec))):
@@ -197,13 +239,31 @@ def sender_not_owned(inp: RuleInput) -> Finding:
         local, domain = addr.lower().rsplit("@", 1)
         if cfg.our_domains and not cfg.is_ours(domain) and domain != login_domain:
             finding = (1.0, f"account {login} sent with {label} {addr}: domain {domain} is not ours")
-        elif local != login_local and (cfg.is_ours(domain) or domain == login_domain):
+        elif not unknown_identity and local != login_local and (cfg.is_ours(domain) or domain == login_domain):
             finding = (0.5, f"account {login} sent with {label} {addr}, another user's address")
         else:
             continue
         if worst is None or finding[0] > worst[0]:
             worst = finding
     return worst
+
+
+def message_id_domain(record: QueuedMessage) -> str | None:
+    value = (record.message_id or "").strip().strip("<>")
+    return value.rpartition("@")[2].lower().rstrip(".") or None if "@" in value else None
+
+
+def message_id_foreign(inp: RuleInput) -> Finding:
+    rec, cfg = inp.record, inp.settings
+    if not login_of(rec) or not cfg.our_domains:
+        return None
+    domain = message_id_domain(rec)
+    if not domain or cfg.is_ours(domain):
+        return None
+    own = {address_domain(rec.sender), address_domain(header_from_address(rec))} - {None}
+    if any(domain == d or domain.endswith("." + d) for d in own):
+        return None
+    return f"authenticated submission whose Message-ID domain {domain} is neither ours nor the sender's"
 
 
 FANOUT_RECIPIENTS = 10
@@ -408,6 +468,19 @@ def account_trace_verdict(inp: RuleInput) -> Finding:
     return scale, f"trace says account {facts.account} is {facts.account_verdict}"
 
 
+ACCOUNT_MIN_MESSAGES = 5
+
+
+def account_mostly_flagged(inp: RuleInput) -> Finding:
+    facts = inp.spool
+    if not facts.account or facts.account_messages < ACCOUNT_MIN_MESSAGES:
+        return None
+    if facts.account_flagged * 2 < facts.account_messages:
+        return None
+    return (f"account {facts.account} submitted {facts.account_messages} queued messages, "
+            f"{facts.account_flagged} flagged by other rules")
+
+
 RULES: tuple[Rule, ...] = (
     Rule("unauthenticated_relay", 6.0, "relay", "record",
          "mail from a foreign sender domain to foreign recipients with no login (open relay, or a script on the server)",
@@ -415,12 +488,15 @@ RULES: tuple[Rule, ...] = (
     Rule("exchange_anonymous_external", 6.0, "relay", "record",
          "Exchange accepted anonymously (AuthAs: Anonymous) and routes to external recipients",
          exchange_anonymous_external),
-    Rule("local_injection_to_outside", 3.0, "spam", "record",
-         "submitted on the server without a login, as one of our addresses, to outside recipients",
+    Rule("local_injection_to_outside", 5.0, "spam", "record",
+         "submitted on the server without a login to outside recipients (full points with a foreign From)",
          local_injection_to_outside),
     Rule("sender_not_owned", 4.0, "spam", "record",
          "an authenticated account used an envelope sender or From it does not own",
          sender_not_owned),
+    Rule("message_id_foreign", 2.0, "spam", "record",
+         "authenticated submission with a Message-ID domain that is neither ours nor the sender's",
+         message_id_foreign),
     Rule("recipient_fanout", 2.0, "spam", "record",
          "many recipients in many domains in one message", recipient_fanout),
     Rule("null_sender_dsn", 5.0, "backscatter", "record",
@@ -444,11 +520,14 @@ RULES: tuple[Rule, ...] = (
     Rule("spam_vocabulary", 2.5, "spam", "record",
          "pharmacy/phishing vocabulary in the subject (and body with --full)", spam_vocabulary),
     Rule("exchange_scl", 3.0, "spam", "record", "Exchange SCL of 5 or more", exchange_scl),
-    Rule("campaign_size", 2.0, "spam", "spool",
+    Rule("campaign_size", 3.0, "spam", "spool",
          "part of a campaign of 5+ messages, at least half of which other rules flag", campaign_size),
     Rule("account_trace_verdict", 3.0, "spam", "spool",
          "the submitting account is compromised (full points) or suspicious (half) per trace",
          account_trace_verdict),
+    Rule("account_mostly_flagged", 2.0, "spam", "spool",
+         "the submitting account has 5+ queued messages, at least half flagged by other rules",
+         account_mostly_flagged),
 )
 RULES_BY_NAME: dict[str, Rule] = {rule.name: rule for rule in RULES}
 
