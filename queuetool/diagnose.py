@@ -490,7 +490,8 @@ def _observations_from_events(events: Iterable[EventEntry]) -> Iterator[Observat
         if match:
             info.remote_host = match.group(1).strip()
         vs = _VIRTUAL_SERVER.search(event.message)
-        rcpt = _ADDRESS.search(match.group(2)) if match else None
+        full = re.search(r"full command sent was\s+\"?([^\"]*)", event.message, re.I)
+        rcpt = _ADDRESS.search(full.group(1) if full else text)
         yield Observation(info, f"event 7004 {event.where}", "remote",
                           rcpt.group(1) if rcpt else None,
                           virtual_server=(vs.group(1) or vs.group(2)) if vs else None)
@@ -1032,6 +1033,27 @@ def _scenario_findings(facts: _Facts, ours: frozenset[str]) -> list[Finding]:
                      "the restriction has exceptions (listed networks)."],
             remedy=["Nothing for these; consider blocking persistent probers at the firewall."],
             references=["KB 895853", "KB 313395"]))
+    # Relay refusals for outside recipients not shown to be this server's own answer to an
+    # authenticated client: a route or backscatter problem, or scenario 1 if they were ours.
+    others = [o for o in outside_denied if o not in s1 and o not in probes]
+    if others:
+        findings.append(Finding(
+            id="relay-refused-outside", severity="medium",
+            title=f"{len(others)} 'unable to relay' refusal(s) for outside recipients",
+            evidence={"count": len(others), "examples": _examples(others),
+                      "by_destination_domain": _top(collections.Counter(o.domain or "?" for o in others)),
+                      "by_remote_host": _top(collections.Counter(o.status.remote_host or "(not stated)"
+                                                                 for o in others)),
+                      "null_sender": sum(1 for o in others if o.sender == "")},
+            cause=("A server refused to relay mail for these outside domains: the server this one "
+                   "handed the mail to is not the domain's mail exchanger or does not relay for it "
+                   "(KB 262354). NDRs to forged senders (null_sender) are backscatter of the spam run."),
+            confirm=["Check the route to the refused domains: MX records, SMTP connector smarthost.",
+                     "If this server itself gave the refusal to users who had authenticated (its own "
+                     "protocol log), it is KB 895853 scenario 1: "
+                     + _SCENARIO_CONFIRM[1]],
+            remedy=["Fix the route; for backscatter, stop the spam source and quarantine the NDRs."],
+            references=["KB 262354", "KB 895853"]))
     # Scenario 2: this server demanded authentication from anonymous senders of inbound mail.
     s2 = [o for o in obs if o.origin == "local" and not o.authenticated and (
         is_auth_required(o.status.text) or o.status.basic == 530)
