@@ -491,7 +491,9 @@ def _observations_from_events(events: Iterable[EventEntry]) -> Iterator[Observat
             info.remote_host = match.group(1).strip()
         vs = _VIRTUAL_SERVER.search(event.message)
         full = re.search(r"full command sent was\s+\"?([^\"]*)", event.message, re.I)
-        rcpt = _ADDRESS.search(full.group(1) if full else text)
+        command = (full.group(1) if full else match.group(2) if match else "").strip().upper()
+        # only a RCPT command names a recipient (MAIL FROM names the sender)
+        rcpt = _ADDRESS.search(full.group(1) if full else text) if command.startswith("RCPT") else None
         yield Observation(info, f"event 7004 {event.where}", "remote",
                           rcpt.group(1) if rcpt else None,
                           virtual_server=(vs.group(1) or vs.group(2)) if vs else None)
