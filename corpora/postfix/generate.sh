@@ -179,5 +179,9 @@ for base, dirs, files in os.walk(spool):
 json.dump(dict(sorted(meta.items())), open(os.path.join(here, "files.json"), "w"), indent=1)
 EOF
 chmod -R u+rwX,go+rX "$HERE/spool"
+# Postfix's own postcat on the copied files: the oracle for the reader's message bytes
+rm -rf "$DIR/tmp/pfc"; mkdir -p "$DIR/tmp/pfc"; cp -r "$HERE/spool" "$DIR/tmp/pfc/"
+cp "$HERE/inject.py" "$DIR/root/inject.py"
+R python3 /root/inject.py postcat /tmp/pfc/spool > "$HERE/postcat-bh.json"
 sh "$TOOLS" destroy "$DIR" "$NS"
 echo "corpus written to $HERE"

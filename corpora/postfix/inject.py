@@ -9,6 +9,7 @@ generate.sh calls this in steps, re-configuring Postfix in between:
     inject.py inflight   open a session, send half a DATA and wait (a 0600 incoming file)
     inject.py tarpit     a listener on 127.0.0.1:2526 that accepts and never greets
     inject.py manifest   resolve queue ids and write /root/out/manifest.jsonl
+    inject.py postcat D  sha256 of `postcat -bh` per queue file below D (a test oracle)
 
 Every injected message is described in /root/out/injected.jsonl (the ground truth the
 manifest is made from). Only the Python standard library is used.
@@ -444,7 +445,22 @@ def manifest() -> None:
             fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
 
 
+def postcat_oracle() -> None:
+    """sha256 of `postcat -bh` for every queue file of the copied spool (argv[2])."""
+    import hashlib
+    os.chdir(sys.argv[2])
+    out = {}
+    for queue in ("active", "deferred", "hold", "incoming", "maildrop", "corrupt"):
+        for base, _dirs, files in os.walk(queue):
+            for name in sorted(files):
+                rel = os.path.join(base, name)
+                done = subprocess.run(["postcat", "-bh", rel], capture_output=True)
+                out[rel] = {"exit": done.returncode, "sha256": hashlib.sha256(done.stdout).hexdigest(),
+                            "length": len(done.stdout)}
+    print(json.dumps(dict(sorted(out.items())), indent=1))
+
+
 if __name__ == "__main__":
-    steps = {"short": part_short, "long": part_long, "incoming": part_incoming, "maildrop": part_maildrop,
+    steps = {"postcat": postcat_oracle, "short": part_short, "long": part_long, "incoming": part_incoming, "maildrop": part_maildrop,
              "inflight": inflight, "tarpit": tarpit, "manifest": manifest}
     steps[sys.argv[1]]()
