@@ -52,6 +52,13 @@ def format_option(default: str = "table") -> Callable:
                         show_default=True, help="Output format.")
 
 
+def log_options(func: Callable) -> Callable:
+    """`--log FILE` (repeatable; format detected from content) for every verb that reads a spool."""
+    return click.option("--log", "logs", multiple=True, type=click.Path(exists=True, path_type=Path),
+                        help="Mail, protocol, W3C or Windows event log (file or directory; .gz ok); "
+                             "repeatable.")(func)
+
+
 def progress_wanted(quiet: bool = False) -> bool:
     return not quiet and sys.stderr.isatty()
 
@@ -72,13 +79,14 @@ def main() -> None:
 @main.command("scan")
 @spool_argument
 @format_option()
+@log_options
 @click.option("--jobs", "-j", type=int, default=None, help="Worker processes [default: all cores].")
 @click.option("--full", is_flag=True, help="Read whole messages, not just headers.")
 @click.option("--unordered", is_flag=True, help="Print records as workers finish (faster with --jobs).")
 @click.option("--headers", "with_headers", is_flag=True, help="Include decoded headers in json/jsonl output.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @fail_cleanly
-def scan_command(spool: Path, mta: str | None, fmt: str, jobs: int | None, full: bool,
+def scan_command(spool: Path, mta: str | None, fmt: str, logs: tuple[Path, ...], jobs: int | None, full: bool,
                  unordered: bool, with_headers: bool, quiet: bool) -> None:
     """List every queued message unit as one record.
 
@@ -99,8 +107,15 @@ def scan_command(spool: Path, mta: str | None, fmt: str, jobs: int | None, full:
                 errors += 1
             yield record
 
-    records = scan(spool, mta=mta, full=full, jobs=jobs or default_jobs(), ordered=not unordered,
-                   keep_headers=with_headers, progress=progress_wanted(quiet))
+    if logs:  # logins, envelope recipients, client facts from the logs (docs/trace.md)
+        from .trace import scan_with_logs
+
+        records = scan_with_logs(spool, logs, mta=mta, full=full, jobs=jobs or default_jobs(),
+                                 ordered=not unordered, keep_headers=with_headers,
+                                 progress=progress_wanted(quiet))
+    else:
+        records = scan(spool, mta=mta, full=full, jobs=jobs or default_jobs(), ordered=not unordered,
+                       keep_headers=with_headers, progress=progress_wanted(quiet))
     out = sys.stdout
     output.write_records(counted(records), fmt, out, with_headers=with_headers)
     if errors:
@@ -402,13 +417,6 @@ def recover_command(qdir: Path, mta_config: str | None) -> None:
 
 
 # ---- trace: which account sent it ----
-
-def log_options(func: Callable) -> Callable:
-    """`--log FILE` (repeatable; format detected from content) for every verb that reads a spool."""
-    return click.option("--log", "logs", multiple=True, type=click.Path(exists=True, path_type=Path),
-                        help="Mail, protocol, W3C or Windows event log (file or directory; .gz ok); "
-                             "repeatable.")(func)
-
 
 TRACE_COLUMNS = (("verdict", "VERDICT", 11), ("who", "ACCOUNT/CLIENT", 18), ("messages", "MSGS", 5),
                  ("flagged", "FLAG", 5), ("recipients", "RCPTS", 6), ("domains", "DOMS", 5),

@@ -235,3 +235,18 @@ def test_cli_trace_json_and_table(tmp_path, monkeypatch):
     table = CliRunner().invoke(main, ["trace", str(spool), "--no-logs-below"])
     assert table.exit_code == 0 and table.output.splitlines()[1].startswith("compromised scanner")
     assert "Reset the password of scanner" in table.output
+
+
+def test_cli_scan_log_enriches_records(tmp_path):
+    from corpus import CORPORA, copy_corpus
+
+    spool = copy_corpus("exchange2003", tmp_path)
+    logs = ["--log", str(spool / "EventLogs"), "--log", str(spool / "WINDOWS")]
+    plain = CliRunner().invoke(main, ["scan", str(spool), "--format", "jsonl"])
+    enriched = CliRunner().invoke(main, ["scan", str(spool), "--format", "jsonl", *logs])
+    assert plain.exit_code in (0, 3) and enriched.exit_code in (0, 3)
+    rows = [json.loads(line) for line in enriched.output.splitlines() if line.startswith("{")]
+    scanner = [r for r in rows if r["auth_user"] == "scanner"]
+    assert scanner and {r["auth_evidence"] for r in scanner} == {"log:iis-w3c+event1708"}
+    assert all(r["recipients"] for r in scanner) and "headers" not in scanner[0]
+    assert '"auth_user":"scanner"' not in plain.output
