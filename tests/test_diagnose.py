@@ -404,3 +404,54 @@ def test_statuses_are_counted_in_bounded_memory(monkeypatch):
     assert result.by_id("status-5.7.1").evidence["count"] == 40          # every one counted
     assert len(result.by_id("status-5.7.1").evidence["examples"]) == 5   # examples capped
     assert any("35 policy/permanent statuses" in note for note in result.inputs["notes"])
+
+
+# ---------------------------------------------------------------- committed corpora
+
+
+def _manifest_by(name: str, **match) -> list[dict]:
+    from corpus import load_manifest
+
+    return [m for m in load_manifest(name) if all(m.get(k) == v for k, v in match.items())]
+
+
+@pytest.fixture(scope="module")
+def exchange2003():
+    from corpus import corpus_dir
+
+    return diagnose(corpus_dir("exchange2003") / "spool", settings={"local_domains": ["example.com"]})
+
+
+def test_exchange2003_compromised_account_and_open_relay_match_the_manifest(exchange2003):
+    scanner = _manifest_by("exchange2003", account="scanner")
+    compromised = exchange2003.by_id("compromised-account")
+    assert [a["account"] for a in compromised.evidence["accounts"]] == ["scanner"]
+    assert compromised.evidence["accounts"][0]["messages"] == len(scanner)
+    relay_ips = {m["client_ip"] for m in _manifest_by("exchange2003", scenario="open-relay")}
+    named = {c["client"] for c in exchange2003.by_id("open-relay").evidence["clients"]}
+    assert named and named <= relay_ips
+    symptoms = exchange2003.by_id("relay-abuse-symptoms")
+    assert {"compromised-account", "open-relay"} <= set(symptoms.evidence["conclusions"])
+    assert symptoms.evidence["symptoms"]["events_7004_4001"] == {"7004": 1, "4001": 1}
+
+
+def test_exchange2003_badmail_ndrs(exchange2003):
+    badmail = _manifest_by("exchange2003", queue="badmail")
+    assert exchange2003.by_id("status-0xC00402C7").evidence["count"] == len(badmail)
+    # the .BDR 530 5.7.3 case: KB scenario 5, and nothing else claimed as a specific scenario
+    s5 = exchange2003.by_id("kb895853-s5-destination-requires-auth")
+    assert s5.evidence["support"]["destinations"][0]["key"] == "pharma-deals1.example"
+    assert kb_ids(exchange2003) == {"kb895853-s5-destination-requires-auth", "kb895853-local-domain-refused"}
+    assert exchange2003.by_id("kb895853-local-domain-refused").severity == "medium"   # events only
+    # the 'Unable to relay' NDR is a remote refusal, not claimed as scenario 1
+    refused = exchange2003.by_id("relay-refused-outside")
+    assert "pharma-deals2.example" in {row["key"] for row in refused.evidence["by_destination_domain"]}
+
+
+def test_exchange2003_events_counted_once_and_unknown_ids_kept(exchange2003):
+    assert exchange2003.by_id("event-1708").evidence["accounts"][0]["key"].lower().endswith("scanner")
+    for event_id in (1701, 1707, 1709, 1710, 4000, 4001, 7002, 7004):
+        assert exchange2003.by_id(f"event-{event_id}").evidence["count"] == 1   # CSV + text export
+    unknown = exchange2003.by_id("event-529")                                   # Security log noise
+    assert unknown is not None and unknown.evidence["known_event"] is False
+    assert any("counted once" in note for note in exchange2003.inputs["notes"])
