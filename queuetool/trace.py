@@ -18,6 +18,7 @@ weaker source never overwrites a stronger one. The heuristics are in docs/trace.
 """
 from __future__ import annotations
 
+import bisect
 import collections
 import ipaddress
 import statistics
@@ -34,6 +35,8 @@ from .received import header_auth, parse_chain
 JOIN_WINDOW_SECONDS = 120
 # Exports carry the exporting machine's local time: offsets tried, in seconds.
 CLOCK_OFFSETS = [0] + [sign * step * 1800 for step in range(1, 29) for sign in (1, -1)]
+# How many 1708 events the clock-offset search looks at (evenly spread).
+OFFSET_SAMPLE = 500
 # Log message <-> queued message by Message-ID: the largest arrival gap accepted.
 MESSAGE_ID_WINDOW_SECONDS = 6 * 3600
 SET_CAP = 256
@@ -75,11 +78,6 @@ def _event_logins(events: Iterable[LogEvent]) -> list[tuple[float | None, str, s
     return out
 
 
-def _matches_client(session: Session, client: str) -> bool:
-    names = {(session.client_ip or "").lower(), (session.helo or "").lower(), (session.client_name or "").lower()}
-    return client in names
-
-
 def join_event_1708(logset: LogSet) -> dict[str, Any]:
     """Name the login of IIS W3C sessions from Event 1708 (client + time window).
 
@@ -92,26 +90,40 @@ def join_event_1708(logset: LogSet) -> dict[str, Any]:
                               "clock_offset_seconds": 0}
     if not logins or not w3c:
         return report
-    times = {id(s): to_epoch(s.details.get("auth_time") or s.start) for s in w3c}
-
-    def candidates(when: float | None, client: str, offset: int) -> list[Session]:
+    # sessions by every name the client may go by, sorted by AUTH time (bisect per event)
+    by_client: dict[str, list[tuple[float, int, Session]]] = {}
+    for number, session in enumerate(w3c):
+        when = to_epoch(session.details.get("auth_time") or session.start)
         if when is None:
-            return []
-        return [s for s in w3c if _matches_client(s, client) and times[id(s)] is not None
-                and abs(when + offset - times[id(s)]) <= JOIN_WINDOW_SECONDS]
+            continue
+        for name in {(session.client_ip or "").lower(), (session.helo or "").lower(),
+                     (session.client_name or "").lower()} - {""}:
+            by_client.setdefault(name, []).append((when, number, session))
+    for entries in by_client.values():
+        entries.sort(key=lambda item: (item[0], item[1]))
 
+    def candidates(when: float | None, client: str, offset: int) -> list[tuple[float, int, Session]]:
+        entries = by_client.get(client)
+        if when is None or not entries:
+            return []
+        target = when + offset
+        low = bisect.bisect_left(entries, target - JOIN_WINDOW_SECONDS, key=lambda item: item[0])
+        high = bisect.bisect_right(entries, target + JOIN_WINDOW_SECONDS, key=lambda item: item[0])
+        return entries[low:high]
+
+    sample = logins[:: max(1, len(logins) // OFFSET_SAMPLE)]
     best_offset, best_hits = 0, -1
     for offset in CLOCK_OFFSETS:
-        hits = sum(1 for when, client, _u, _e in logins if candidates(when, client, offset))
+        hits = sum(1 for when, client, _u, _e in sample if candidates(when, client, offset))
         if hits > best_hits:
             best_offset, best_hits = offset, hits
     taken: set[int] = set()
     for when, client, user, _event in sorted(logins, key=lambda item: item[0] or 0):
-        options = [s for s in candidates(when, client, best_offset) if id(s) not in taken]
+        options = [item for item in candidates(when, client, best_offset) if item[1] not in taken]
         if not options:
             continue
-        session = min(options, key=lambda s: abs((when or 0) + best_offset - (times[id(s)] or 0)))
-        taken.add(id(session))
+        _time, number, session = min(options, key=lambda item: (abs((when or 0) + best_offset - item[0]), item[1]))
+        taken.add(number)
         session.auth_user = account_name(user)
         session.details["auth_user_logged"] = user
         session.details["auth_evidence"] = "log:iis-w3c+event1708"
