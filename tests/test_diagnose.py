@@ -455,3 +455,42 @@ def test_exchange2003_events_counted_once_and_unknown_ids_kept(exchange2003):
     unknown = exchange2003.by_id("event-529")                                   # Security log noise
     assert unknown is not None and unknown.evidence["known_event"] is False
     assert any("counted once" in note for note in exchange2003.inputs["notes"])
+
+
+@pytest.mark.parametrize("body", [
+    b"--b\r\nContent-Type: message/delivery-status\r\n\r\nFinal-Recipient: rfc822;x@far.example\r\n"
+    b"Action: failed\r\nStatus: 5.7.1\r\nDiagnostic-Code: smtp; 550 5.7.1 Unable to relay\r\n",  # no end
+    b"--b\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" * 200,                         # nesting
+    bytes(range(256)) * 20,                                                                  # binary
+    b"",
+])
+def test_hostile_dsns_in_a_queue_never_stop_diagnose(tmp_path, body):
+    spool = tmp_path / "eml"
+    spool.mkdir()
+    head = (b"Return-Path: <>\r\nFrom: MAILER-DAEMON@mail.example.com\r\nTo: a@example.com\r\n"
+            b"Subject: Undeliverable: hello\r\nMessage-ID: <n@x>\r\n"
+            b"Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n")
+    (spool / "ndr.eml").write_bytes(head + body)
+    (spool / "ok.eml").write_bytes(b"From: a@example.com\r\nTo: b@partner.example\r\nSubject: x\r\n\r\nhi\r\n")
+    result = diagnose(spool, settings=OURS, use_trace=False)
+    assert result.inputs["records"] == 2
+    json.dumps(result.to_dict(), default=str)
+
+
+def test_dsn_in_a_queue_is_parsed_once(tmp_path):
+    spool = tmp_path / "eml"
+    spool.mkdir()
+    (spool / "ndr.eml").write_bytes(
+        b"From: MAILER-DAEMON@mail.example.com\r\nTo: alice@example.com\r\nSubject: Undeliverable\r\n"
+        b"Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain\r\n\r\nfailed\r\n"
+        b"--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mail.example.com\r\n\r\n"
+        b"Final-Recipient: rfc822;x@far.example\r\nAction: failed\r\nStatus: 5.7.1\r\n"
+        b"Remote-MTA: dns; mx.far.example\r\n"
+        b"Diagnostic-Code: smtp; 554 5.7.1 Service unavailable; blocked using bl.spamcop.net\r\n\r\n--b--\r\n")
+    result = diagnose(spool, settings=OURS, use_trace=False)
+    assert result.inputs["dsn_parsed"] == 1
+    finding = result.by_id("blocklist-spamcop")
+    assert finding.evidence["count"] == 1
+    assert finding.evidence["by_destination_domain"][0]["key"] == "far.example"
+    assert result.by_id("status-5.7.1").evidence["by_remote_host"][0]["key"] == "mx.far.example"
