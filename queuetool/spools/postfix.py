@@ -111,8 +111,11 @@ class QueueFileReader:
             count -= len(piece)
         return b"".join(parts)
 
-    def record_at(self, offset: int) -> tuple[bytes, bytes, int]:
-        """(type, payload, next offset) of the record at `offset` [PF record.c rec_get_raw]."""
+    def record_at(self, offset: int, limit: int | None = None) -> tuple[bytes, bytes, int]:
+        """(type, payload, next offset) of the record at `offset` [PF record.c rec_get_raw].
+
+        `limit` caps how much of the payload is read (the offset still moves past all of it).
+        """
         head = self.read(offset, 1 + MAX_VARINT_BYTES)
         if not head:
             raise CorruptQueueFile(f"unexpected end of file at offset {offset} (no end record)")
@@ -133,7 +136,7 @@ class QueueFileReader:
         if start + length > self.size:
             raise CorruptQueueFile(
                 f"record {head[:1]!r} at offset {offset} claims {length} bytes; file ends at {self.size}")
-        return head[:1], self.read(start, length), start + length
+        return head[:1], self.read(start, length if limit is None else min(length, limit)), start + length
 
 
 @dataclass
@@ -150,6 +153,7 @@ class ParsedQueueFile:
     header_lines: list[bytes] = field(default_factory=list)
     body_lines: list[bytes] = field(default_factory=list)
     header_complete: bool = False
+    header_cut: bool = False
     content_start: int | None = None
     end_offset: int | None = None
     residue: list[dict] = field(default_factory=list)
@@ -174,9 +178,10 @@ def _pointer(payload: bytes, reader: QueueFileReader, offset: int) -> int:
 class _Walker:
     """Follows records in logical order: `p` pointers, never visiting an offset twice."""
 
-    def __init__(self, reader: QueueFileReader, parsed: ParsedQueueFile) -> None:
+    def __init__(self, reader: QueueFileReader, parsed: ParsedQueueFile, limit: int | None) -> None:
         self.reader = reader
         self.parsed = parsed
+        self.limit = limit
         self.visited: set[int] = set()
 
     def next(self, offset: int) -> tuple[bytes, bytes, int, int]:
@@ -185,7 +190,7 @@ class _Walker:
             if offset in self.visited:
                 raise CorruptQueueFile(f"pointer loop at offset {offset}")
             self.visited.add(offset)
-            rtype, payload, nxt = self.reader.record_at(offset)
+            rtype, payload, nxt = self.reader.record_at(offset, self.limit)
             self.parsed.record_count += 1
             if rtype == REC_PTR:
                 target = _pointer(payload, self.reader, offset)
@@ -238,12 +243,12 @@ def _envelope_record(parsed: ParsedQueueFile, rtype: bytes, payload: bytes, offs
         key = _text(name)
         if not sep:
             return
+        if key == "create_time" and parsed.create_time is None and value.isdigit():
+            parsed.create_time = int(value)
         if key in ("dsn_orig_rcpt", "notify_flags"):
             pending_dsn[key] = _text(value)
         elif len(parsed.attrs) < MAX_ATTRS and key not in parsed.attrs:
             parsed.attrs[key] = _text(value)
-        elif key == "create_time" and parsed.create_time is None and value.isdigit():
-            parsed.create_time = int(value)
     elif rtype == REC_ORCP:
         pending_orig[:] = [_text(payload)]
     elif rtype in (REC_RCPT, REC_DONE, REC_DRCP):
@@ -280,7 +285,8 @@ def parse_queue_file(reader: QueueFileReader, full: bool) -> ParsedQueueFile:
 
 
 def _parse(reader: QueueFileReader, parsed: ParsedQueueFile, full: bool) -> None:
-    walker = _Walker(reader, parsed)
+    # header-only reads never hold more than HEAD_READ_LIMIT of one record
+    walker = _Walker(reader, parsed, None if full else HEAD_READ_LIMIT)
     pending_orig: list = []
     pending_dsn: dict = {}
     offset = 0
@@ -328,6 +334,10 @@ def _read_content(reader: QueueFileReader, walker: _Walker, parsed: ParsedQueueF
         if rtype == REC_CONT:
             partial.append(payload)
             offset = nxt
+            header_bytes += len(payload)
+            if in_header and header_bytes > HEAD_READ_LIMIT and not full:
+                parsed.header_cut = True
+                return _skip_to_extracted(reader, walker, parsed, offset)
             continue
         if rtype != REC_NORM:
             raise CorruptQueueFile(f"unexpected record {rtype!r} at offset {at} inside the message content")
@@ -344,8 +354,9 @@ def _read_content(reader: QueueFileReader, walker: _Walker, parsed: ParsedQueueF
                     return _skip_to_extracted(reader, walker, parsed, offset)
                 continue
             parsed.header_lines.append(line)
-            header_bytes += len(line) + 1
+            header_bytes += len(payload) + 1
             if header_bytes > HEAD_READ_LIMIT and not full:
+                parsed.header_cut = True
                 return _skip_to_extracted(reader, walker, parsed, offset)
         else:
             parsed.body_lines.append(line)
@@ -358,7 +369,7 @@ def _skip_to_extracted(reader: QueueFileReader, walker: _Walker, parsed: ParsedQ
         target = fields[1] + fields[0]
         if 0 < target < reader.size:
             try:
-                rtype, _payload, nxt = reader.record_at(target)
+                rtype, _payload, nxt = reader.record_at(target, 0)
             except CorruptQueueFile:
                 rtype = b""
             if rtype == REC_XTRA:
@@ -379,7 +390,7 @@ def _heap_residue(reader: QueueFileReader, walker: _Walker, parsed: ParsedQueueF
     count = 0
     while offset < reader.size and count < 10000 and len(parsed.residue) < MAX_RESIDUE:
         try:
-            rtype, payload, nxt = reader.record_at(offset)
+            rtype, payload, nxt = reader.record_at(offset, 2048)
         except CorruptQueueFile:
             parsed.residue.append({"offset": offset, "kind": "unparsable",
                                    "text": _text(reader.read(offset, 200))})
@@ -544,6 +555,8 @@ def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
     _fill(record, parsed, st)
     if parsed.end_offset is None and not record.error and not record.details["incomplete"]:
         record.add_error("corrupt queue file: no end record")
+    if parsed.header_cut:
+        record.add_error(f"header block longer than {HEAD_READ_LIMIT} bytes; cut there")
     _join_logs(root, record, unit.paths[1:], parsed)
     return record
 

@@ -538,3 +538,16 @@ def test_message_bytes_equal_postcat_output():
         same += 1
     print(f"postcat -bh byte-identical: {same} messages")
     assert same == len(listing())
+
+
+def test_huge_header_line_is_cut_in_header_only_reads(tmp_path):
+    big = b"X-Big: " + b"y" * (8 << 20)
+    data = build_queue_file([rec(b"N", b"Subject: big"), rec(b"N", big), rec(b"N", b""), rec(b"N", b"body")],
+                            extracted=[rec(b"R", b"r@example.org")])
+    root, unit = write_unit(tmp_path, data)
+    quick = postfix.read_unit(root, unit)
+    assert quick.recipients == ["r@example.org"] and quick.subject == "big"
+    assert "header block longer than" in quick.error
+    assert len(quick.header("X-Big") or "") <= 64 * 1024
+    full = postfix.read_unit(root, unit, full=True)
+    assert full.error is None and len(full.header("X-Big")) == len(big) - len(b"X-Big: ")
