@@ -1,0 +1,616 @@
+"""Exim spools (docs/readers/exim.md; format: research/unix-spool-formats.md §2).
+
+One message is `input/<id>-H` (envelope, options, delivered-tree, recipients, then the
+headers, each prefixed by its length and a flag) plus `input/<id>-D` (the body after a
+first line `<id>-D`), an optional `input/<id>-J` journal of addresses delivered by an
+interrupted attempt, and `msglog/<id>` (per-message log) [EX@4.96 spool_out.c,
+spool_in.c]. With `split_spool_directory` each lives in a subdirectory named by the 6th
+id character; Exim looks in both places, so do we.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from .. import fsutil
+from ..headers import apply_headers, decode_bytes, parse_header_block
+from ..model import QueuedMessage, QueueUnit
+
+MTA = "exim"
+INPUT_DIRS = ("input", "Finput")      # Finput: move_frozen_messages [EX@4.96 deliver.c]
+MSGLOG_DIRS = ("msglog", "Fmsglog")
+# 4.96 and older: tttttt-pppppp-ss; 4.97+: tttttt-ppppppppppp-ssss [EX@HEAD local_scan.h]
+_ID = r"[0-9A-Za-z]{6}-(?:[0-9A-Za-z]{6}-[0-9A-Za-z]{2}|[0-9A-Za-z]{11}-[0-9A-Za-z]{4})"
+_SPOOL_NAME = re.compile(rf"^({_ID})-([HDJ])$")
+_MSGLOG_NAME = re.compile(rf"^({_ID})$")
+_HEADER_PREFIX = re.compile(rb"(\d{3,9})(.) ")
+_B62 = {c: i for i, c in enumerate("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")}
+
+H_READ_LIMIT = 8 * 1024 * 1024       # header_maxsize defaults to 1 MB; -H adds the envelope
+J_READ_LIMIT = 1024 * 1024
+MSGLOG_TAIL = 64 * 1024              # the last attempts are at the end of the msglog
+MAX_RECIPIENTS = 16384               # spool_in.c refuses more [EX@4.96 spool_in.c]
+MAX_OPTIONS = 2000
+MAX_TREE_NODES = 100000
+DETECT_SAMPLE = 8
+# Header flags Exim writes [EX@4.96 macros.h htype_*]; '*' = deleted/rewritten, kept in
+# the file but never transmitted.
+HEADER_FLAGS = {" ": "other", "B": "bcc", "C": "cc", "F": "from", "I": "message-id", "P": "received",
+                "R": "reply-to", "S": "sender", "T": "to", "*": "deleted"}
+
+
+def id_time(message_id: str) -> int | None:
+    """Arrival seconds encoded in the first six base-62 id characters."""
+    value = 0
+    for char in message_id[:6]:
+        if char not in _B62:
+            return None
+        value = value * 62 + _B62[char]
+    return value
+
+
+def data_start_offset(message_id: str) -> int:
+    """SPOOL_DATA_START_OFFSET: the `<id>-D\\n` line that starts every -D file."""
+    return len(message_id) + 3
+
+
+def format_size(size: int) -> str:
+    """Size as `exim -bp` prints it [EX string.c string_format_size]."""
+    if size == 0:
+        return "     "
+    if size < 1024:
+        return "%5d" % size
+    if size < 10 * 1024:
+        return "%4.1fK" % (size / 1024.0)
+    if size < 1024 * 1024:
+        return "%4dK" % ((size + 512) // 1024)
+    if size < 10 * 1024 * 1024:
+        return "%4.1fM" % (size / (1024.0 * 1024.0))
+    return "%4dM" % ((size + 512 * 1024) // (1024 * 1024))
+
+
+def parse_host_address(value: str) -> tuple[str | None, int | None]:
+    """`[ip]:port` (4.96+) or `ip.port` (4.95 and older) -> (ip, port)."""
+    value = value.strip()
+    if value.startswith("["):
+        ip, _, rest = value[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+        return ip or None, int(port) if port.isdigit() and len(port) <= 5 else None
+    ip, dot, port = value.rpartition(".")
+    if dot and ip and port.isdigit() and len(port) <= 5:
+        return ip, int(port)
+    return value or None, None
+
+
+# ------------------------------------------------------------------ -H parsing
+@dataclass
+class Recipient:
+    address: str
+    errors_to: str | None = None
+    orcpt: str | None = None
+    dsn_flags: int | None = None
+    pno: int | None = None
+
+
+@dataclass
+class HeaderFile:
+    """What an -H file says, in file order; `problems` are format errors found."""
+
+    first_line: str = ""
+    login: str | None = None
+    uid: int | None = None
+    gid: int | None = None
+    sender: str | None = None
+    received: int | None = None
+    warning_count: int | None = None
+    options: dict[str, object] = field(default_factory=dict)
+    tainted: list[str] = field(default_factory=list)
+    acl_vars: dict[str, str] = field(default_factory=dict)
+    nonrecipients: list[str] = field(default_factory=list)
+    recipients: list[Recipient] = field(default_factory=list)
+    headers: list[tuple[str, bytes]] = field(default_factory=list)   # (flag, raw bytes)
+    problems: list[str] = field(default_factory=list)
+
+
+class _Lines:
+    """Line cursor over bytes that can also take an exact byte count (ACL values)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def line(self) -> bytes | None:
+        end = self.data.find(b"\n", self.pos)
+        if end < 0:
+            return None
+        text = self.data[self.pos:end]
+        self.pos = end + 1
+        return text
+
+    def peek(self) -> bytes:
+        return self.data[self.pos:self.pos + 1]
+
+    def take(self, count: int) -> bytes | None:
+        if count < 0 or self.pos + count > len(self.data):
+            return None
+        chunk = self.data[self.pos:self.pos + count]
+        self.pos += count
+        return chunk
+
+
+def _text(raw: bytes) -> str:
+    return decode_bytes(raw)
+
+
+def _int(raw: bytes | str) -> int | None:
+    text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
+    text = text.strip()
+    if text[:1] == "-":
+        return -int(text[1:]) if text[1:].isdigit() and len(text) < 20 else None
+    return int(text) if text.isdigit() and len(text) < 20 else None
+
+
+def parse_recipient(line: bytes) -> Recipient:
+    """One recipient line, parsed from the right like spool_in.c does.
+
+    `addr` | `addr orcpt len,dsn_flags errors_to len,pno#flags` (4.x) | `addr pno` |
+    `addr d,pno,d` (Exim 3). Lengths delimit the optional fields.
+    """
+    text = _text(line.rstrip(b" \t\r"))
+    match = re.search(r"#(\d{1,6})$", text)
+    if match:
+        flags = int(match.group(1))
+        rest = text[:match.start()]
+        rcpt = Recipient(address=rest)
+        if flags & 0x01:
+            m1 = re.search(r" (\d{1,9}),(-?\d{1,9})$", rest)
+            if m1:
+                length, rcpt.pno = int(m1.group(1)), int(m1.group(2))
+                rest = rest[:m1.start()]
+                if 0 < length <= len(rest):
+                    rcpt.errors_to = rest[len(rest) - length:]
+                    rest = rest[:len(rest) - length]
+                rest = rest[:-1] if rest.endswith(" ") else rest
+        if flags & 0x02:
+            m2 = re.search(r" (\d{1,9}),(-?\d{1,9})$", rest)
+            if m2:
+                length, rcpt.dsn_flags = int(m2.group(1)), int(m2.group(2))
+                rest = rest[:m2.start()]
+                if 0 < length <= len(rest):
+                    rcpt.orcpt = rest[len(rest) - length:]
+                    rest = rest[:len(rest) - length]
+                rest = rest[:-1] if rest.endswith(" ") else rest
+        rcpt.address = rest
+        return rcpt
+    match = re.search(r" \d{1,9},(-?\d{1,9}),\d{1,9}$", text)  # Exim 3: addr d,pno,d
+    if match:
+        return Recipient(address=text[:match.start()], pno=int(match.group(1)))
+    match = re.search(r" (\d{1,9})$", text)                      # legacy: addr pno
+    if match:
+        return Recipient(address=text[:match.start()], pno=int(match.group(1)))
+    return Recipient(address=text)
+
+
+def _parse_option(hf: HeaderFile, cur: _Lines, line: bytes) -> None:
+    """One `-name [value]` line; `--name` marks a tainted value, `--(quoter)name` a quoted one."""
+    body = line[1:]
+    tainted = body.startswith(b"-")
+    if tainted:
+        body = body[1:]
+    if body.startswith(b"("):
+        close = body.find(b")")
+        body = body[close + 1:] if close > 0 else body
+    name_raw, sep, value_raw = body.partition(b" ")
+    name = _text(name_raw)
+    if name in ("aclc", "aclm", "acl"):
+        # -aclc <name> <len>\n<len bytes>\n   (value may contain newlines) [EX acl.c, spool_in.c]
+        parts = value_raw.split(b" ")
+        var, length = (parts[0], _int(parts[1])) if len(parts) == 2 else (b"?", None)
+        if length is None:
+            hf.problems.append(f"bad {name} line {_text(line[:60])!r}")
+            return
+        value = cur.take(length)
+        if value is None or cur.take(1) not in (b"\n",):
+            hf.problems.append(f"{name} {_text(var)}: value length {length} runs off the end")
+            cur.pos = len(cur.data) if value is None else cur.pos
+            return
+        prefix = {"aclc": "acl_c", "aclm": "acl_m", "acl": "acl_"}[name]
+        hf.acl_vars[prefix + _text(var)] = _text(value)
+        return
+    if len(hf.options) >= MAX_OPTIONS:
+        if len(hf.options) == MAX_OPTIONS:
+            hf.problems.append(f"more than {MAX_OPTIONS} option lines; the rest ignored")
+            hf.options["..."] = True
+        return
+    hf.options[name] = _text(value_raw) if sep else True
+    if tainted:
+        hf.tainted.append(name)
+
+
+def _parse_tree(hf: HeaderFile, cur: _Lines) -> None:
+    """The delivered ("non-recipients") tree: `XX`, or preorder `<Y|N><Y|N> address` lines."""
+    pending = 1
+    while pending > 0:
+        line = cur.line()
+        if line is None:
+            hf.problems.append("delivered-address tree runs off the end")
+            return
+        pending -= 1
+        if line == b"XX" and not hf.nonrecipients:
+            return
+        if len(line) < 3 or line[0:1] not in b"YN" or line[1:2] not in b"YN" or line[2:3] != b" ":
+            hf.problems.append(f"bad delivered-tree line {_text(line[:60])!r}")
+            return
+        hf.nonrecipients.append(_text(line[3:]))
+        pending += (line[0:1] == b"Y") + (line[1:2] == b"Y")
+        if len(hf.nonrecipients) > MAX_TREE_NODES:
+            hf.problems.append("delivered-address tree too large")
+            return
+
+
+def _parse_headers(hf: HeaderFile, cur: _Lines) -> None:
+    data, pos = cur.data, cur.pos
+    while pos < len(data):
+        match = _HEADER_PREFIX.match(data, pos)
+        if not match:
+            hf.problems.append(f"bad header prefix at byte {pos}")
+            return
+        length = int(match.group(1))
+        start = match.end()
+        if start + length > len(data):
+            hf.problems.append(f"header at byte {pos}: length {length} runs off the end")
+            hf.headers.append((match.group(2).decode("latin-1"), data[start:]))
+            return
+        hf.headers.append((match.group(2).decode("latin-1"), data[start:start + length]))
+        pos = start + length
+
+
+def parse_header_file(data: bytes) -> HeaderFile:
+    """Parse an -H file without raising; format errors land in `problems`."""
+    hf = HeaderFile()
+    cur = _Lines(data)
+    first = cur.line()
+    if first is None:
+        hf.problems.append("empty or truncated -H file")
+        return hf
+    hf.first_line = _text(first[:100])
+    ident = cur.line()
+    if ident is not None:
+        parts = ident.rsplit(b" ", 2)
+        if len(parts) == 3:
+            hf.login, hf.uid, hf.gid = _text(parts[0]), _int(parts[1]), _int(parts[2])
+        else:
+            hf.problems.append("bad originator line")
+    sender = cur.line()
+    if sender is None:
+        hf.problems.append("truncated before the sender line")
+        return hf
+    sender_text = _text(sender.strip())
+    if not (sender_text.startswith("<") and sender_text.endswith(">")):
+        hf.problems.append("sender line is not <address>")
+    hf.sender = sender_text[1:-1] if sender_text.startswith("<") and sender_text.endswith(">") else sender_text
+    times = cur.line()
+    if times is None:
+        hf.problems.append("truncated before the time line")
+        return hf
+    parts = times.split()
+    hf.received = _int(parts[0]) if parts else None
+    hf.warning_count = _int(parts[1]) if len(parts) > 1 else None
+    if hf.received is None:
+        hf.problems.append("bad received-time line")
+    while cur.peek() == b"-":
+        line = cur.line()
+        if line is None:
+            hf.problems.append("option lines run off the end")
+            return hf
+        _parse_option(hf, cur, line)
+    _parse_tree(hf, cur)
+    count_line = cur.line()
+    count = _int(count_line) if count_line is not None else None
+    if count is None or count < 0 or count > MAX_RECIPIENTS:
+        hf.problems.append("bad recipient count" if count_line is not None else "truncated before recipients")
+        return hf
+    for _ in range(count):
+        line = cur.line()
+        if line is None:
+            hf.problems.append(f"recipient list runs off the end ({len(hf.recipients)} of {count})")
+            return hf
+        hf.recipients.append(parse_recipient(line))
+    blank = cur.line()
+    if blank != b"":
+        hf.problems.append("no blank line before the headers")
+        return hf
+    _parse_headers(hf, cur)
+    return hf
+
+
+# ------------------------------------------------------------------ msglog
+_MSGLOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [+-]\d{4})?) (.*)$")
+_STATUS_HINTS = (" defer (", "** ", "SMTP error", "frozen", "Frozen", "failed", "retry time", "Connection ")
+
+
+def parse_msglog(text: str) -> dict:
+    """Summary of a msglog: last delivery status line, counts of defers/deliveries."""
+    out: dict = {"lines": 0, "defers": 0, "deliveries": 0, "status": None, "status_time": None}
+    last_any = None
+    for raw in text.splitlines():
+        match = _MSGLOG_TIME.match(raw)
+        when, body = (match.group(1), match.group(2)) if match else (None, raw)
+        if not body.strip():
+            continue
+        out["lines"] += 1
+        if body.startswith("Received from "):
+            continue
+        if " defer (" in body:
+            out["defers"] += 1
+        if "transport succeeded" in body or body.startswith("=> "):
+            out["deliveries"] += 1
+        last_any = (when, body)
+        if any(hint in body for hint in _STATUS_HINTS):
+            out["status"], out["status_time"] = body, when
+    if out["status"] is None and last_any is not None:
+        out["status_time"], out["status"] = last_any
+    return out
+
+
+# ------------------------------------------------------------------ layout
+def _layout(root: Path) -> tuple[str, str | None] | None:
+    """(input dir, msglog dir) relative to root: a spool dir, or an input dir itself."""
+    if (root / "input").is_dir() and not (root / "input").is_symlink():
+        return "input", "msglog"
+    return None
+
+
+def _sample_header_files(root: Path, rel_dir: str) -> Iterator[str]:
+    base = root / rel_dir if rel_dir else root
+    try:
+        with os.scandir(base) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+        if entry.name.endswith("-H") and _SPOOL_NAME.match(entry.name):
+            yield rel
+        elif len(entry.name) == 1 and entry.is_dir(follow_symlinks=False):
+            yield from _sample_header_files(root, rel)
+
+
+def _looks_like_header_file(head: bytes, name: str) -> bool:
+    lines = head.split(b"\n", 4)
+    return (len(lines) >= 4 and lines[0] == name.rsplit("/", 1)[-1].encode()
+            and lines[2].startswith(b"<") and lines[3][:1].isdigit())
+
+
+def detect(root: Path) -> int:
+    """An `input/` directory whose -H files start `<id>-H`, `<login uid gid>`, `<sender>`."""
+    root = Path(root)
+    sample_from = "input" if (root / "input").is_dir() else ""
+    checked = hits = 0
+    for rel in _sample_header_files(root, sample_from):
+        checked += 1
+        try:
+            if _looks_like_header_file(fsutil.read_file(root, rel, 512), rel):
+                hits += 1
+        except OSError:
+            pass
+        if checked >= DETECT_SAMPLE:
+            break
+    if hits and hits * 2 >= checked:
+        return 60 if sample_from else 40
+    if sample_from and not checked and (root / "msglog").is_dir() and (root / "db").is_dir():
+        return 20  # an empty Exim spool: input/, msglog/, db/
+    return 0
+
+
+def iter_units(root: Path) -> Iterator[QueueUnit]:
+    """Group -H/-D/-J (any subdirectory) and msglog files by message id."""
+    root = Path(root)
+    layout = _layout(root)
+    input_dirs = [d for d in INPUT_DIRS if (root / d).is_dir()] if layout else [""]
+    msglog_dirs = [d for d in MSGLOG_DIRS if (root / d).is_dir()] if layout else []
+    files: dict[str, dict[str, str]] = {}
+    for input_dir in input_dirs:
+        for rel, _entry in fsutil.walk_files(root, input_dir):
+            match = _SPOOL_NAME.match(rel.rsplit("/", 1)[-1])
+            if match:
+                files.setdefault(match.group(1), {}).setdefault(match.group(2), rel)
+    logs: dict[str, str] = {}
+    for msglog_dir in msglog_dirs:
+        for rel, _entry in fsutil.walk_files(root, msglog_dir):
+            match = _MSGLOG_NAME.match(rel.rsplit("/", 1)[-1])
+            if match:
+                logs.setdefault(match.group(1), rel)
+    for message_id in sorted(files):
+        parts = files[message_id]
+        paths = [parts[k] for k in ("H", "D", "J") if k in parts]
+        if message_id in logs:
+            paths.append(logs[message_id])
+        queue = "frozen" if paths[0].split("/", 1)[0] == "Finput" else "queued"
+        yield QueueUnit(id=message_id, queue=queue, paths=tuple(paths))
+
+
+def _unit_file(unit: QueueUnit, kind: str) -> str | None:
+    for rel in unit.paths:
+        name = rel.rsplit("/", 1)[-1]
+        if kind == "msglog":
+            if _MSGLOG_NAME.match(name):
+                return rel
+        elif name == f"{unit.id}-{kind}":
+            return rel
+    return None
+
+
+def _read_tail(root: Path, rel: str, limit: int) -> bytes:
+    fd, st = fsutil.open_regular(root, rel)
+    try:
+        size = st.st_size
+        if size > limit:
+            os.lseek(fd, size - limit, os.SEEK_SET)
+        chunks, left = [], limit
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------------ records
+def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
+    root = Path(root)
+    record = QueuedMessage(mta=MTA, id=unit.id, queue=unit.queue, files=list(unit.paths))
+    details = record.details
+    details["id_format"] = "4.97+" if len(unit.id) == 23 else "4.96-"
+    h_rel, d_rel, j_rel = _unit_file(unit, "H"), _unit_file(unit, "D"), _unit_file(unit, "J")
+    if h_rel is None:
+        record.add_error("no -H file: reception in progress, or a crash left only "
+                         + ("-D" if d_rel else "-J" if j_rel else "a msglog"))
+        _fill_arrival(record, None)
+        return record
+    try:
+        data = fsutil.read_file(root, h_rel, H_READ_LIMIT + 1)
+    except OSError as exc:
+        record.add_error(f"{h_rel}: {exc.strerror or exc}")
+        _fill_arrival(record, None)
+        return record
+    if len(data) > H_READ_LIMIT:
+        record.add_error(f"{h_rel}: larger than {H_READ_LIMIT} bytes; cut there")
+        data = data[:H_READ_LIMIT]
+    hf = parse_header_file(data)
+    if hf.first_line != f"{unit.id}-H":
+        record.add_error(f"{h_rel}: first line is {hf.first_line[:40]!r}, not '{unit.id}-H'")
+    for problem in hf.problems[:3]:
+        record.add_error(f"{h_rel}: {problem}")
+    _fill_envelope(record, hf)
+    journal = _read_journal(root, j_rel, record) if j_rel else []
+    done = set(hf.nonrecipients) | set(journal)
+    record.recipients = [r.address for r in hf.recipients if r.address not in done]
+    record.done_recipients = [r.address for r in hf.recipients if r.address in done]
+    if journal:
+        details["journal_recipients"] = journal
+    _fill_headers(record, hf)
+    _fill_size(root, record, hf, d_rel)
+    msglog_rel = _unit_file(unit, "msglog")
+    if msglog_rel:
+        _fill_status(root, record, msglog_rel)
+    return record
+
+
+def _fill_arrival(record: QueuedMessage, received: int | None) -> None:
+    seconds = received if received is not None else id_time(record.id)
+    record.arrival = fsutil.iso_utc(seconds)
+    id_seconds = id_time(record.id)
+    if id_seconds is not None:
+        record.details["id_time"] = fsutil.iso_utc(id_seconds)
+
+
+def _fill_envelope(record: QueuedMessage, hf: HeaderFile) -> None:
+    details, opts = record.details, hf.options
+    record.sender = hf.sender
+    _fill_arrival(record, hf.received)
+    details["originator_login"], details["originator_uid"], details["originator_gid"] = hf.login, hf.uid, hf.gid
+    details["warning_count"] = hf.warning_count
+    if isinstance(opts.get("helo_name"), str):
+        record.helo = opts["helo_name"]
+    if isinstance(opts.get("host_name"), str):
+        record.client_name = opts["host_name"]
+    if isinstance(opts.get("host_address"), str):
+        record.client_ip, port = parse_host_address(opts["host_address"])
+        details["client_port"] = port
+        details["host_address_syntax"] = "[ip]:port" if opts["host_address"].startswith("[") else "ip.port"
+    if isinstance(opts.get("interface_address"), str):
+        ip, port = parse_host_address(opts["interface_address"])
+        details["interface_address"], details["interface_port"] = ip, port
+    for name, key in (("received_protocol", "received_protocol"), ("host_auth", "authenticator"),
+                      ("host_auth_pubname", "auth_mechanism"), ("auth_sender", "auth_sender"),
+                      ("ident", "ident"), ("active_hostname", "active_hostname")):
+        if isinstance(opts.get(name), str):
+            details[key] = opts[name]
+    if isinstance(opts.get("auth_id"), str) and opts["auth_id"]:
+        record.auth_user = opts["auth_id"]
+        record.auth_evidence = "spool:auth_id"
+    if "frozen" in opts:
+        record.queue = "frozen"
+        frozen_at = _int(opts["frozen"]) if isinstance(opts["frozen"], str) else None
+        details["frozen_at"] = fsutil.iso_utc(frozen_at) if frozen_at is not None else None
+    for flag in ("manual_thaw", "deliver_firsttime", "localerror", "local", "host_lookup_failed",
+                 "host_lookup_deferred", "sender_set_untrusted", "spool_file_wireformat", "smtputf8"):
+        if flag in opts:
+            details[flag] = True
+    details["spool_options"] = hf.options
+    if hf.tainted:
+        details["tainted_options"] = hf.tainted
+    if hf.acl_vars:
+        details["acl_variables"] = hf.acl_vars
+    details["nonrecipients"] = hf.nonrecipients
+    dsn = [{"address": r.address, "orcpt": r.orcpt, "dsn_flags": r.dsn_flags, "errors_to": r.errors_to, "pno": r.pno}
+           for r in hf.recipients if r.orcpt or r.errors_to or r.dsn_flags or (r.pno is not None and r.pno >= 0)]
+    if dsn:
+        details["recipient_options"] = dsn[:100]
+
+
+def _read_journal(root: Path, rel: str, record: QueuedMessage) -> list[str]:
+    try:
+        data = fsutil.read_file(root, rel, J_READ_LIMIT)
+    except OSError as exc:
+        record.add_error(f"{rel}: {exc.strerror or exc}")
+        return []
+    return [_text(line) for line in data.split(b"\n") if line.strip()][:MAX_RECIPIENTS]
+
+
+def _fill_headers(record: QueuedMessage, hf: HeaderFile) -> None:
+    sent = b"".join(raw for flag, raw in hf.headers if flag != "*")
+    deleted = b"".join(raw for flag, raw in hf.headers if flag == "*")
+    apply_headers(record, parse_header_block(sent))
+    if deleted:
+        record.details["deleted_headers"] = [[name, value] for name, value in parse_header_block(deleted)]
+    unknown = sorted({flag for flag, _ in hf.headers if flag not in HEADER_FLAGS})
+    if unknown:
+        record.details["unknown_header_flags"] = unknown
+
+
+def _fill_size(root: Path, record: QueuedMessage, hf: HeaderFile, d_rel: str | None) -> None:
+    """`exim -bp` size: transmitted header bytes + -D size - data offset + 1 [EX queue.c]."""
+    header_bytes = sum(len(raw) for flag, raw in hf.headers if flag != "*")
+    if d_rel is None:
+        record.add_error("no -D file (body missing)")
+        record.size = header_bytes
+        return
+    try:
+        st = fsutil.file_stat(root, d_rel)
+    except OSError as exc:
+        record.add_error(f"{d_rel}: {exc.strerror or exc}")
+        record.size = header_bytes
+        return
+    record.size = header_bytes + max(0, st.st_size - data_start_offset(record.id)) + 1
+    record.details["bp_size"] = format_size(record.size)
+
+
+def _fill_status(root: Path, record: QueuedMessage, rel: str) -> None:
+    try:
+        text = _text(_read_tail(root, rel, MSGLOG_TAIL))
+    except OSError as exc:
+        record.add_error(f"{rel}: {exc.strerror or exc}")
+        return
+    summary = parse_msglog(text)
+    record.status = summary["status"][:1000] if summary["status"] else None
+    record.details["msglog"] = {k: v for k, v in summary.items() if k != "status"}
+
+
+def read_message_bytes(root: Path, unit: QueueUnit) -> bytes:
+    """Transmitted headers (not the `*` ones) + blank line + -D after its first line."""
+    root = Path(root)
+    h_rel, d_rel = _unit_file(unit, "H"), _unit_file(unit, "D")
+    if h_rel is None or d_rel is None:
+        raise FileNotFoundError(f"{unit.id}: needs both -H and -D files")
+    hf = parse_header_file(fsutil.read_file(root, h_rel, H_READ_LIMIT))
+    body = fsutil.read_file(root, d_rel)
+    head = b"".join(raw for flag, raw in hf.headers if flag != "*")
+    return head + b"\n" + body[data_start_offset(unit.id):]
