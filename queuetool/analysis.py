@@ -19,7 +19,8 @@ Hook for the trace module (queuetool/trace.py, optional; looked up by name):
   auth_evidence, client_ip... from logs. When `logs` are given, records are enriched in
   the main process BEFORE the per-record rules run (rules then run there, not in workers).
 - `trace.account_verdicts(accounts, logset) -> dict[str, str]`: account -> "compromised"
-  / "suspicious" / "normal", given this module's `AccountStats` per account. Feeds the
+  / "suspicious" / "normal", given this module's `AccountStats` per account and the logs
+  (None without --log: spool evidence only). Feeds the
   `account_trace_verdict` rule; without it that rule says there was no trace verdict.
 """
 from __future__ import annotations
@@ -101,6 +102,16 @@ def trace_hooks() -> tuple[Callable | None, Callable | None]:
     return getattr(trace, "enrich_records", None), getattr(trace, "account_verdicts", None)
 
 
+@functools.lru_cache(maxsize=1)
+def _trace_record_step() -> Callable | None:
+    """trace.enrich_record(record, index) when the trace module has it (worker side)."""
+    try:
+        trace = importlib.import_module(TRACE_MODULE)
+    except ModuleNotFoundError:
+        return None
+    return getattr(trace, "enrich_record", None)
+
+
 def _read_body(record: QueuedMessage, roots: dict[str, tuple[str, str]]) -> BodyFacts | None:
     place = roots.get(record.spool or "")
     if place is None or not record.files:
@@ -121,6 +132,12 @@ def prepare_record(record: QueuedMessage, *, settings: Settings, full: bool,
     body = _read_body(record, roots) if full else None
     record.details[_KEYS] = campaign_keys(record, body)
     if score:
+        enrich_one = _trace_record_step()
+        if enrich_one is not None:  # the header-only attribution step (logins in Received)
+            try:
+                enrich_one(record, None)
+            except Exception as exc:  # noqa: BLE001 - enrichment must never stop a scan
+                record.add_error(f"trace enrichment failed: {type(exc).__name__}: {exc}")
         score_record(record, settings, body=body, full=full)
     else:
         record.details[_BODY] = body
@@ -184,8 +201,7 @@ def analyze(
     if enrich_here:
         records = _score_after_enrichment(enrich(records, logset), settings, full, keep_headers)
 
-    verdict_source = (lambda accounts: account_verdicts(accounts, logset)) \
-        if account_verdicts is not None and logset is not None else None
+    verdict_source = (lambda accounts: account_verdicts(accounts, logset)) if account_verdicts else None
     yield from finish_analysis(records, settings, account_stats=account_stats, verdict_source=verdict_source)
 
 

@@ -63,6 +63,48 @@ def progress_wanted(quiet: bool = False) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
+def domain_options(func: Callable) -> Callable:
+    """--local-domain/--relay-domain/--shared-domain (repeatable) and --config, as one `settings`.
+
+    With no domains given they are inferred from SPOOL and the guess is printed on stderr
+    (verdicts then carry an `inferred_domains` rule hit). Needs the `spool` argument.
+    """
+    options = [
+        click.option("--local-domain", "local_domains", multiple=True, metavar="D",
+                     help="A domain delivered here; repeatable."),
+        click.option("--relay-domain", "relay_domains", multiple=True, metavar="D",
+                     help="A domain accepted and relayed on (not local); repeatable."),
+        click.option("--shared-domain", "shared_domains", multiple=True, metavar="D",
+                     help="A domain shared with another server; repeatable."),
+        click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="queuetool.toml with domains, rule weights and thresholds (docs/rules.md)."),
+    ]
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .analysis import infer_settings
+        from .config import load_settings
+
+        try:
+            settings = load_settings(kwargs.pop("config_path"), local_domains=kwargs.pop("local_domains"),
+                                     relay_domains=kwargs.pop("relay_domains"),
+                                     shared_domains=kwargs.pop("shared_domains"))
+            if not settings.our_domains and kwargs.get("spool") is not None:
+                settings = infer_settings(kwargs["spool"], settings, mta=kwargs.get("mta"))
+                click.echo(f"queuetool: no --local-domain given; inferred: "
+                           f"{', '.join(sorted(settings.local_domains)) or 'none'} "
+                           f"({settings.inference_evidence}); verdicts are marked 'inferred_domains'",
+                           err=True)
+        except (SpoolError, OSError, ValueError) as exc:
+            raise QueuetoolError(str(exc)) from None
+        kwargs["settings"] = settings
+        return func(*args, **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="queuetool")
 def main() -> None:
@@ -78,6 +120,7 @@ def main() -> None:
 
 @main.command("scan")
 @spool_argument
+@domain_options
 @format_option()
 @log_options
 @click.option("--jobs", "-j", type=int, default=None, help="Worker processes [default: all cores].")
@@ -86,9 +129,9 @@ def main() -> None:
 @click.option("--headers", "with_headers", is_flag=True, help="Include decoded headers in json/jsonl output.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @fail_cleanly
-def scan_command(spool: Path, mta: str | None, fmt: str, logs: tuple[Path, ...], jobs: int | None, full: bool,
-                 unordered: bool, with_headers: bool, quiet: bool) -> None:
-    """List every queued message unit as one record.
+def scan_command(spool: Path, mta: str | None, settings: Any, fmt: str, logs: tuple[Path, ...],
+                 jobs: int | None, full: bool, unordered: bool, with_headers: bool, quiet: bool) -> None:
+    """List every queued message unit as one record, scored: verdict, rules, campaign.
 
     Exits 3 when the scan completed but some units were unreadable (their records
     carry `error`).
@@ -107,15 +150,11 @@ def scan_command(spool: Path, mta: str | None, fmt: str, logs: tuple[Path, ...],
                 errors += 1
             yield record
 
-    if logs:  # logins, envelope recipients, client facts from the logs (docs/trace.md)
-        from .trace import scan_with_logs
+    from .analysis import analyze
 
-        records = scan_with_logs(spool, logs, mta=mta, full=full, jobs=jobs or default_jobs(),
-                                 ordered=not unordered, keep_headers=with_headers,
-                                 progress=progress_wanted(quiet))
-    else:
-        records = scan(spool, mta=mta, full=full, jobs=jobs or default_jobs(), ordered=not unordered,
-                       keep_headers=with_headers, progress=progress_wanted(quiet))
+    # logs enrich records (logins, envelope, client) before scoring (docs/trace.md, docs/rules.md)
+    records = analyze(spool, settings=settings, logs=list(logs), mta=mta, full=full, jobs=jobs or default_jobs(),
+                      ordered=not unordered, keep_headers=with_headers, progress=progress_wanted(quiet))
     out = sys.stdout
     output.write_records(counted(records), fmt, out, with_headers=with_headers)
     if errors:
@@ -507,6 +546,48 @@ def diagnose_command(spool: Path, mta: str | None, logs: tuple[Path, ...], local
             click.echo(output.to_json_line(finding.to_dict()))
     else:
         click.echo(render_text(result), nl=False)
+
+
+# ---- summary: qshape-like tables ----
+
+@main.command("summary")
+@spool_argument
+@domain_options
+@log_options
+@click.option("--by", "by", type=click.Choice(["domain", "age", "account", "campaign", "client", "sender"]),
+              default="domain", show_default=True, help="What the rows are (domain: recipient domain x age).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]), default="table",
+              show_default=True, help="Output format.")
+@click.option("--top", type=int, default=None, metavar="N", help="Only the N largest rows.")
+@click.option("--full", is_flag=True, help="Run the body rules too (slower).")
+@click.option("--jobs", "-j", type=int, default=None, help="Worker processes [default: all cores].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@fail_cleanly
+def summary_command(spool: Path, mta: str | None, settings: Any, logs: tuple[Path, ...], by: str, fmt: str,
+                    top: int | None, full: bool, jobs: int | None, quiet: bool) -> None:
+    """qshape-like summary: messages per recipient domain (or sender, client, account,
+    campaign) in geometric age buckets (minutes), with flagged counts.
+
+    \b
+    Examples:
+      queuetool summary /var/spool/postfix --local-domain example.com
+      queuetool summary corpora/sendmail/spool --by campaign --format json
+      queuetool summary corpora/postfix/spool --by age --format csv
+    """
+    from .analysis import analyze
+    from .summary import summarize
+
+    records = analyze(spool, settings=settings, logs=list(logs), mta=mta, full=full,
+                      jobs=jobs or default_jobs(), ordered=False, progress=progress_wanted(quiet))
+    result = summarize(records, by, top=top)
+    if fmt == "json":
+        click.echo(json.dumps({"by": by, "messages": result.messages, "rows": result.rows},
+                              ensure_ascii=False, indent=2, default=str))
+    else:
+        output.write_rows(result.rows, fmt, sys.stdout, result.columns)
+    if result.pooled_keys:
+        click.echo(f"queuetool: more than {len(result.rows)} distinct rows; the rest are pooled in '(other)'",
+                   err=True)
 
 
 if __name__ == "__main__":

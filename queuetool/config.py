@@ -190,13 +190,24 @@ def parent_domain(host: str) -> str:
     return ".".join(parts[1:]) if len(parts) > 2 else host
 
 
+def _owned_sender_domain(login: str, sender: str | None) -> str | None:
+    """The sender's domain when the sender is the login's own mailbox, else None."""
+    login_local, _, login_domain = login.lower().partition("@")
+    login_local = login_local.split("\\")[-1]
+    if not sender or "@" not in sender:
+        return login_domain or None
+    local, domain = sender.lower().rsplit("@", 1)
+    return domain if local == login_local else None
+
+
 def infer_domains(records: Iterable) -> tuple[list[str], str]:
     """Guess local domains from (a sample of) records; returns (domains, evidence).
 
     Two signals, both cheap and header-level: the parent domain of the host that wrote
     the newest Received header (the server itself), and the envelope-sender domains of
-    authenticated submissions that at least a quarter of those submissions share (a
-    compromised account forging many domains spreads thin and does not qualify).
+    authenticated submissions whose sender is the login's own address (alice sending as
+    alice@...), when at least a quarter of the authenticated submissions share it; a
+    compromised account forging other people's addresses does not count.
     """
     servers: collections.Counter[str] = collections.Counter()
     auth_domains: collections.Counter[str] = collections.Counter()
@@ -207,7 +218,7 @@ def infer_domains(records: Iterable) -> tuple[list[str], str]:
             servers[parent_domain(server)] += 1
         if record.auth_user:
             authenticated += 1
-            domain = address_domain(record.sender) or address_domain(record.auth_user)
+            domain = _owned_sender_domain(record.auth_user, record.sender)
             if domain:
                 auth_domains[domain] += 1
     found: dict[str, str] = {}

@@ -50,6 +50,7 @@ def body_facts(raw: bytes) -> BodyFacts:
     parsed = mailparser.parse_from_bytes(raw)
     facts.defects = sorted({str(d) for d in (parsed.defects_categories or [])})
     texts: list[str] = []
+    hosts: list[str] = []
     has_plain = has_html = False
     message = parsed.message
     for part in message.walk():
@@ -67,6 +68,7 @@ def body_facts(raw: bytes) -> BodyFacts:
         if str(part.get("Content-Transfer-Encoding", "")).strip().lower() == "base64":
             facts.base64_text = True
         text = _payload_text(part)
+        hosts.extend(m.group(1).lower().rstrip(".") for m in URL_PATTERN.finditer(text))
         if ctype == "text/html":
             has_html = True
             text = _TAG.sub(" ", text)
@@ -75,7 +77,6 @@ def body_facts(raw: bytes) -> BodyFacts:
         texts.append(text)
     facts.html_only = has_html and not has_plain
     facts.text = "\n".join(texts)[:TEXT_LIMIT]
-    hosts = [m.group(1).lower().rstrip(".") for m in URL_PATTERN.finditer(facts.text)]
     facts.url_count = len(hosts)
     facts.url_hosts = sorted(set(hosts))
     return facts
