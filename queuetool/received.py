@@ -172,6 +172,8 @@ def header_auth(headers: list[tuple[str, str]], server_names: Iterable[str] = ()
         if hop.authenticated:
             result.spoofed_markers.append(f"Received #{hop.index + 1} by {hop.by or '?'}: {hop.marker}")
     # headers written above the first foreign Received belong to this server
+    own_names = {_host(h.by) for h in hops[:own]} | {_host(n) for n in server_names if n}
+    auth_source = next((v.strip() for k, v in headers if k.lower() == EXCHANGE_AUTH_SOURCE), None)
     seen_received = 0
     for name, value in headers:
         low = name.lower()
@@ -189,7 +191,10 @@ def header_auth(headers: list[tuple[str, str]], server_names: Iterable[str] = ()
             elif not trusted:
                 result.spoofed_markers.append(f"{name} below a foreign hop: {user}")
         elif low == EXCHANGE_AUTH_AS:
-            if trusted and value.strip().lower() not in ("anonymous", ""):
+            foreign_source = auth_source is not None and _host(auth_source) not in own_names
+            if trusted and foreign_source and value.strip().lower() == "internal":
+                result.spoofed_markers.append(f"{name}: Internal from AuthSource {auth_source}, not this server")
+            elif trusted and value.strip().lower() not in ("anonymous", ""):
                 result.authenticated = True
                 result.evidence = result.evidence or f"header:{name} ({value.strip()})"
             elif not trusted and value.strip().lower() == "internal":

@@ -546,8 +546,13 @@ def _is_loopback(ip: str | None) -> bool:
         return False
 
 
-def account_key(login: str) -> str:
-    return account_name(login)
+def account_key(login: str, settings: Any = None) -> str:
+    """One name per account: `DOMAIN\\user`, `user@our.domain` and `user` are the same login."""
+    name = account_name(login)
+    local, at, domain = name.partition("@")
+    if at and settings is not None and _is_ours(domain, settings):
+        return local
+    return name
 
 
 def _received_for(record: QueuedMessage) -> list[str]:
@@ -563,13 +568,13 @@ def collect(records: Iterable[QueuedMessage], settings: Any, index: LogIndex | N
     for record in records:
         total += 1
         login = record.auth_user
-        if not login and record.details.get("header_authenticated"):
-            login = UNNAMED_LOGIN
+        if not login and record.details.get("header_authenticated") and record.sender != "":
+            login = UNNAMED_LOGIN  # (a null-sender DSN the server wrote itself is nobody's login)
         recipients = list(record.recipients) + list(record.done_recipients)
         domains = {d for d in (_domain(r) for r in recipients) if d}
         outside = {d for d in domains if not _is_ours(d, settings)} if _has_domains(settings) else set()
         if login:
-            key = account_key(login)
+            key = account_key(login, settings)
             entry = entries.setdefault(key, AccountTrace(account=key))
         else:
             # relay = an unauthenticated submission to outside only; mail that also reached
@@ -609,16 +614,16 @@ def collect(records: Iterable[QueuedMessage], settings: Any, index: LogIndex | N
             if not _owned(login, record.sender, settings) or not _owned(login, _header_from(record), settings):
                 entry.from_mismatch += 1
     if index is not None:
-        _add_log_logins(entries, index)
+        _add_log_logins(entries, index, settings)
     return entries, total, unattributed
 
 
-def _add_log_logins(entries: dict[str, AccountTrace], index: LogIndex) -> None:
+def _add_log_logins(entries: dict[str, AccountTrace], index: LogIndex, settings: Any = None) -> None:
     """Logins and failed logins the logs saw, with or without queued mail."""
     first_success: dict[str, float] = {}
     for session in index.logset.sessions:
         if session.auth_user:
-            key = account_key(session.auth_user)
+            key = account_key(session.auth_user, settings)
             when = to_epoch(session.start)
             if when is not None:
                 first_success[key] = min(first_success.get(key, when), when)
@@ -629,7 +634,7 @@ def _add_log_logins(entries: dict[str, AccountTrace], index: LogIndex) -> None:
                 if session.helo and len(entry.helos) < SET_CAP:
                     entry.helos.add(session.helo)
     for _when, client, user, event in _event_logins(index.logset.events):
-        key = account_key(user)
+        key = account_key(user, settings)
         when = to_epoch(event.time)
         if when is not None:
             first_success[key] = min(first_success.get(key, when), when)
@@ -645,11 +650,11 @@ def _add_log_logins(entries: dict[str, AccountTrace], index: LogIndex) -> None:
     for session in index.logset.sessions:
         for user in session.failed_logins:
             if user:
-                failures.append((account_key(user), to_epoch(session.start)))
+                failures.append((account_key(user, settings), to_epoch(session.start)))
     for event in unique_events(index.logset.events):
         found = failed_logon(event)
         if found and found[0]:
-            failures.append((account_key(found[0]), to_epoch(event.time)))
+            failures.append((account_key(found[0], settings), to_epoch(event.time)))
     for key, when in failures:
         entry = entries.setdefault(key, AccountTrace(account=key))
         entry.failed_logins += 1

@@ -85,3 +85,15 @@ def test_exchange_authas_internal_is_authenticated_only_from_own_hops():
 def test_header_auth_never_raises(headers):
     found = header_auth(headers)
     assert found.own_hops <= sum(1 for name, _ in headers if name == "Received")
+
+
+def test_exchange_authas_from_another_server_is_a_spoofing_signal():
+    # corpora/exchange2016 756512a2-0012: a phishing kit's injected org headers
+    headers = [("Received", "from mailer.attacker.example (203.0.113.9) by MAIL16.example.com (10.0.0.6) with "
+                            "Microsoft SMTP Server id 15.1.2507.6; Thu, 26 Nov 2026 10:40:00 +0000"),
+               ("X-MS-Exchange-Organization-AuthAs", "Internal"),
+               ("X-MS-Exchange-Organization-AuthSource", "EXCH01.corp.local")]
+    found = header_auth(headers)
+    assert not found.authenticated and "EXCH01.corp.local" in found.spoofed_markers[0]
+    headers[2] = ("X-MS-Exchange-Organization-AuthSource", "MAIL16.example.com")
+    assert header_auth(headers).authenticated
