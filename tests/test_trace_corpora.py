@@ -89,3 +89,21 @@ def test_exchange2003_names_the_account_only_through_event_1708_and_w3c(tmp_path
     assert first.account == "scanner" and first.messages == expected_scanner_messages("exchange2003", spool)
     assert first.to_dict()["auth_evidence"] == {"log:iis-w3c+event1708": first.messages}
     assert both.joins["event1708"]["joined"] > 0
+
+
+def test_exchange2016_protocol_log_alone_names_the_account(tmp_path):
+    """The queue's X-Sender auth= aside, the SmtpReceive log's `authenticated` rows name it too."""
+    from queuetool.logs import read_logs
+    from queuetool.spools import find_logs
+    from queuetool.trace import LogIndex
+
+    spool = copy_corpus("exchange2016", tmp_path)
+    protocol = [p for p in find_logs(spool) if "SmtpReceive" in str(p)]
+    assert protocol, "exchange2016: no SmtpReceive protocol log"
+    index = LogIndex.build(read_logs(protocol))
+    logged = [m for s in index.logset.sessions if s.auth_user == "EXAMPLE\\scanner" for m in s.messages]
+    expected = expected_scanner_messages("exchange2016", spool)
+    assert len(logged) == expected and all(m.message_id for m in logged)
+    records = [r for r in open_spool(spool) if r.message_id]
+    joined = [index.find(r) for r in records]
+    assert sum(1 for hit in joined if hit and hit[0].auth_user == "EXAMPLE\\scanner") == expected

@@ -124,8 +124,8 @@ def read_log(path: str | Path, stats: LogStats | None = None) -> Iterator[Sessio
                 session.failed_logins[-1] = note[len("User Name:"):].strip()
         elif event == ">":
             queued = _QUEUED.match(data.strip().strip('"'))
-            message = current.pop(session_id, None)
-            if queued and message is not None:
+            if queued and session_id in current:  # other replies (250 2.1.0 Sender OK ...) keep it open
+                message = current.pop(session_id)
                 message.message_id = queued.group(1)
                 session.messages.append(message)
     yield from sessions.values()
