@@ -357,11 +357,9 @@ def parse_msglog(text: str) -> dict:
 
 
 # ------------------------------------------------------------------ layout
-def _layout(root: Path) -> tuple[str, str | None] | None:
-    """(input dir, msglog dir) relative to root: a spool dir, or an input dir itself."""
-    if (root / "input").is_dir() and not (root / "input").is_symlink():
-        return "input", "msglog"
-    return None
+def _is_spool_dir(root: Path) -> bool:
+    """True for a spool directory (has input/); False when root is an input dir itself."""
+    return (root / "input").is_dir() and not (root / "input").is_symlink()
 
 
 def _sample_header_files(root: Path, rel_dir: str) -> Iterator[str]:
@@ -409,9 +407,9 @@ def detect(root: Path) -> int:
 def iter_units(root: Path) -> Iterator[QueueUnit]:
     """Group -H/-D/-J (any subdirectory) and msglog files by message id."""
     root = Path(root)
-    layout = _layout(root)
-    input_dirs = [d for d in INPUT_DIRS if (root / d).is_dir()] if layout else [""]
-    msglog_dirs = [d for d in MSGLOG_DIRS if (root / d).is_dir()] if layout else []
+    spool_dir = _is_spool_dir(root)
+    input_dirs = [d for d in INPUT_DIRS if (root / d).is_dir()] if spool_dir else [""]
+    msglog_dirs = [d for d in MSGLOG_DIRS if (root / d).is_dir()] if spool_dir else []
     files: dict[str, dict[str, str]] = {}
     for input_dir in input_dirs:
         for rel, _entry in fsutil.walk_files(root, input_dir):
@@ -533,9 +531,14 @@ def _fill_envelope(record: QueuedMessage, hf: HeaderFile) -> None:
                       ("ident", "ident"), ("active_hostname", "active_hostname")):
         if isinstance(opts.get(name), str):
             details[key] = opts[name]
-    if isinstance(opts.get("auth_id"), str) and opts["auth_id"]:
-        record.auth_user = opts["auth_id"]
+    auth_id = opts.get("auth_id") if isinstance(opts.get("auth_id"), str) else None
+    if auth_id and "host_auth" in opts:
+        # set by an SMTP authenticator's server_set_id [EX@4.96 smtp_in.c]
+        record.auth_user = auth_id
         record.auth_evidence = "spool:auth_id"
+    elif auth_id:
+        # local submission: Exim sets $authenticated_id to the caller's login, no SMTP AUTH
+        details["local_user"] = auth_id
     if "frozen" in opts:
         record.queue = "frozen"
         frozen_at = _int(opts["frozen"]) if isinstance(opts["frozen"], str) else None
