@@ -33,6 +33,7 @@ MAX_MBOX_MESSAGE = 256 * 1024 * 1024
 _DETECT_SAMPLE = 20
 _INFO_SEPARATOR = re.compile(r"[:!;]2,")
 _MBOX_FROM_LINE = re.compile(rb"^From (\S*)[ \t]+(.*?)\r?$")
+_MBOX_DATE_END = re.compile(rb"\d{4}\s*$")
 _MBOX_ESCAPED = re.compile(rb"(?m)^>(>*From )")
 
 
@@ -59,16 +60,22 @@ def _files_in(directory: Path) -> list[str]:
         return []
 
 
-def _is_mbox_file(root: Path, name: str) -> bool:
+def _is_mbox_file(root: Path, name: str, strict: bool = True) -> bool:
+    """A file whose first line is an mbox `From ` line; `strict` also wants a header after it
+    (detection), otherwise an asctime-like date on the From_ line is enough (listing)."""
     if name.startswith(".") or _is_message_name(name):
         return False
     try:
         head = fsutil.read_file(root, name, 512)
     except OSError:
         return False
-    return bool(_MBOX_FROM_LINE.match(head.split(b"\n", 1)[0])) and _looks_like_message(
-        head.split(b"\n", 1)[1] if b"\n" in head else b""
-    )
+    first, _, rest = head.partition(b"\n")
+    match = _MBOX_FROM_LINE.match(first)
+    if not match:
+        return False
+    if strict:
+        return _looks_like_message(rest)
+    return bool(_MBOX_DATE_END.search(match.group(2))) or name.lower().endswith(".mbox")
 
 
 def detect(root: Path) -> int:
@@ -146,7 +153,7 @@ def mbox_offsets(root: Path, rel: str) -> Iterator[int]:
 
 def _mbox_units(root: Path) -> Iterator[QueueUnit]:
     for name in _files_in(root):
-        if not _is_mbox_file(root, name):
+        if not _is_mbox_file(root, name, strict=False):
             continue
         try:
             for offset in mbox_offsets(root, name):

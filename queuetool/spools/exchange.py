@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .. import fsutil
+from ..dsn import parse_dsn
 from ..headers import (
     HEAD_READ_LIMIT, apply_headers, bare_address, decode_bytes, parse_header_block, split_header_block,
 )
@@ -336,6 +337,13 @@ def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
     version = sniff_version(headers)
     if version:
         record.details["server_version"] = version
+    if "multipart/report" in (record.header("Content-Type") or "").lower():
+        report = parse_dsn(data)
+        if report is not None:
+            record.details["dsn"] = report.summary()
+            record.status = "; ".join(
+                f"{r.final_recipient}: {r.status} {r.diagnostic_code or ''}".strip() for r in report.recipients
+            )[:1000] or None
     auth = judge_org_auth(headers)
     if auth is not None:
         record.details["org_headers"] = auth
