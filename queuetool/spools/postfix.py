@@ -100,6 +100,9 @@ class QueueFileReader:
         return block
 
     def read(self, offset: int, count: int) -> bytes:
+        number, start = divmod(offset, BLOCK)
+        if start + count <= BLOCK and offset < self.size:  # the common case: one block
+            return self._block(number)[start:start + count]
         parts = []
         while count > 0 and offset < self.size:
             number, start = divmod(offset, BLOCK)
