@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Verdict accuracy on every corpus with a manifest: precision/recall of `verdict != clean`
-and per-kind accuracy (run: .venv/bin/python benchmarks/accuracy.py [--full] [--infer]).
+and per-kind accuracy (run: .venv/bin/python benchmarks/accuracy.py [--full] [--infer] [--logs]).
 
 Expected verdict per manifest kind: legit -> clean, spam -> spam, relay -> relay,
 backscatter -> backscatter; malformed mail is judged by its scenario (a malformed
@@ -44,12 +44,23 @@ def corpora_with_manifest() -> list[str]:
     return sorted(p.parent.name for p in CORPORA.glob("*/manifest.jsonl") if (p.parent / "spool").is_dir())
 
 
-def evaluate_corpus(name: str, *, full: bool = False, infer: bool = False) -> dict[str, Any]:
+def corpus_logs(name: str) -> list[Path]:
+    """The corpus's logs/ directory plus logs found inside its spool (a copied server tree)."""
+    found = [CORPORA / name / "logs"] if (CORPORA / name / "logs").is_dir() else []
+    try:
+        from queuetool.trace import found_logs
+    except ImportError:
+        return found
+    return found + [p for p in found_logs(CORPORA / name / "spool") if p not in found]
+
+
+def evaluate_corpus(name: str, *, full: bool = False, infer: bool = False, logs: bool = False) -> dict[str, Any]:
     """Compare analyze() verdicts on corpora/<name>/spool with its manifest."""
     manifest = [json.loads(line) for line in (CORPORA / name / "manifest.jsonl").read_text().splitlines()
                 if line.strip()]
     settings = load_settings(local_domains=() if infer else STORY_LOCAL_DOMAINS)
-    verdicts = {r.id: r for r in analyze(CORPORA / name / "spool", settings=settings, full=full)}
+    log_paths = corpus_logs(name) if logs else []
+    verdicts = {r.id: r for r in analyze(CORPORA / name / "spool", settings=settings, full=full, logs=log_paths)}
     tp = fp = fn = tn = missing = 0
     per_kind: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
     wrong = []
@@ -87,12 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("corpora", nargs="*", help="corpus names (default: every corpus with a manifest)")
     parser.add_argument("--full", action="store_true", help="run the body rules too")
     parser.add_argument("--infer", action="store_true", help="infer local domains instead of example.com")
+    parser.add_argument("--logs", action="store_true", help="use the corpus's logs (trace enrichment)")
     parser.add_argument("--verbose", "-v", action="store_true", help="list every wrong verdict")
     args = parser.parse_args(argv)
     print(f"{'corpus':14} {'msgs':>5} {'prec':>6} {'recall':>6}  per-kind accuracy (correct/total)")
     for name in args.corpora or corpora_with_manifest():
         try:
-            result = evaluate_corpus(name, full=args.full, infer=args.infer)
+            result = evaluate_corpus(name, full=args.full, infer=args.infer, logs=args.logs)
         except (SpoolError, OSError) as exc:
             print(f"{name:14} not readable yet: {exc}")
             continue

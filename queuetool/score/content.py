@@ -2,6 +2,7 @@
 than the header path, so the default scan never parses bodies)."""
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 
@@ -46,6 +47,7 @@ def body_facts(raw: bytes) -> BodyFacts:
     """Parse a whole message with mail-parser and keep the facts the rules use."""
     import mailparser
 
+    logging.getLogger("mailparser").setLevel(logging.CRITICAL)  # its warnings are facts, kept below
     facts = BodyFacts()
     parsed = mailparser.parse_from_bytes(raw)
     facts.defects = sorted({str(d) for d in (parsed.defects_categories or [])})

@@ -300,15 +300,18 @@ def bounce_origin(inp: RuleInput) -> Finding:
     if not returned:
         return 0.0, "delivery report without the original's headers; origin unknown"
     msgid = next((v for k, v in returned if k.lower() == "message-id"), "")
-    msgid_domain = msgid.strip().strip("<>").rpartition("@")[2].lower() or None
     received = [v for k, v in returned if k.lower() == "received"]
     ours_in_chain = any(
         cfg.is_ours(m.group(1)) for v in received for m in re.finditer(r"\bby\s+([\w.-]+)", v)
     )
     sender = next((v for k, v in returned if k.lower() in ("from", "return-path")), "")
     sender_ours = cfg.is_ours(address_domain(email.utils.parseaddr(sender)[1]))
-    if ours_in_chain and (cfg.is_ours(msgid_domain) or sender_ours):
-        return -1.0, f"the bounced original passed through our server (Message-ID {msgid.strip() or '-'})"
+    if ours_in_chain and sender_ours:
+        return 0.0, (f"the bounced original came from our address {sender.strip()[:80]} through this "
+                     f"server (Message-ID {msgid.strip() or '-'}): a genuine bounce if that user sent it")
+    if ours_in_chain:
+        return 1.0, (f"bounce of mail this server accepted for an outside sender {sender.strip()[:80] or '?'} "
+                     "(likely forged): backscatter from this server")
     return 1.0, (f"forged bounce: the original (Message-ID {msgid.strip() or '-'}) never passed "
                  "through this server")
 
@@ -502,7 +505,7 @@ RULES: tuple[Rule, ...] = (
     Rule("null_sender_dsn", 5.0, "backscatter", "record",
          "null-sender delivery report (bounce) in the queue", null_sender_dsn),
     Rule("bounce_origin", 2.0, "backscatter", "body",
-         "with --full: the bounced original never passed through this server (forged); minus if it did",
+         "with --full: the bounced original was not sent by one of our users through this server",
          bounce_origin),
     Rule("local_sender_from_outside", 4.0, "spam", "record",
          "a local sender address arriving from an outside client without a login", local_sender_from_outside),

@@ -136,7 +136,10 @@ def test_bounce_origin_forged_versus_ours():
     forged = body_facts(DSN_BODY % (b"mx.spammer.test", b"abc@spammer.test"))
     assert hit("bounce_origin", record, body=forged, full=True)[0] == 1.0
     ours = body_facts(DSN_BODY % (b"mail.example.com", b"abc@example.com"))
-    assert hit("bounce_origin", record, body=ours, full=True)[0] == -1.0
+    assert hit("bounce_origin", record, body=ours, full=True)[0] == 0.0
+    accepted = body_facts((DSN_BODY % (b"mail.example.com", b"abc@example.com")).replace(
+        b"From: alice@example.com", b"From: someone@outside.test"))
+    assert "outside sender" in hit("bounce_origin", record, body=accepted, full=True)[1]
 
 
 def test_local_sender_from_outside_without_login():
