@@ -38,6 +38,7 @@ class PlannedUnit:
     recipients: int = 0
     error: str | None = None
     refused: str | None = None     # why this unit will not be touched
+    members: list[str] = field(default_factory=list)   # other ids moving with it (one mbox file)
 
     @property
     def bytes(self) -> int:
@@ -121,8 +122,8 @@ def check_unit_files(root: Path, files: Sequence[str]) -> tuple[list[PlannedFile
 
 def selected_records(spool: Spool, selection: Selection, *, jobs: int = 1, settings: Any = None,
                      logs: Sequence[str | Path] = (), now: float | None = None
-                     ) -> Iterable[tuple[QueuedMessage, list[str]]]:
-    """(record, reasons) for every record the selection picks.
+                     ) -> Iterable[tuple[QueuedMessage, list[str] | None]]:
+    """(record, reasons) for every record; reasons is None when the selection skips it.
 
     Verdict, score and campaign exist only after analysis, so a selection on them
     runs queuetool.analysis.analyze; others need only the scan.
@@ -137,9 +138,7 @@ def selected_records(spool: Spool, selection: Selection, *, jobs: int = 1, setti
 
         records = scan(spool, jobs=jobs)
     for record in records:
-        reasons = selection.reasons(record, now)
-        if reasons is not None:
-            yield record, reasons
+        yield record, selection.reasons(record, now)
 
 
 def make_plan(
@@ -169,7 +168,12 @@ def make_plan(
     live = detect_live(root, spool.mta, mta_config=mta_config, offline=offline)
     plan = Plan(op=op, spool_root=root, mta=spool.mta, selection=selection.describe(), live=live,
                 qdir=Path(qdir) if qdir is not None else None)
+    owners: dict[str, list[str]] = {}          # file -> ids of every unit listing it (mbox, shared logs)
     for record, reasons in selected_records(spool, selection, jobs=jobs, settings=settings, logs=logs, now=now):
+        for rel in record.files:
+            owners.setdefault(rel, []).append(record.id)
+        if reasons is None:
+            continue
         files, problem = check_unit_files(root, record.files)
         if live.how == "refuse":
             problem = problem or live.why
@@ -177,7 +181,48 @@ def make_plan(
             id=record.id, queue=record.queue, mta=record.mta, files=files, reasons=reasons,
             sender=record.sender, recipients=len(record.recipients), error=record.error, refused=problem,
         ))
+    plan.units = merge_shared_files(plan.units, owners)
     return plan
+
+
+def merge_shared_files(units: list[PlannedUnit], owners: dict[str, list[str]]) -> list[PlannedUnit]:
+    """Units sharing a file (messages of one mbox) move together or not at all.
+
+    If every unit of a shared file is selected, they become one unit (the first id,
+    the others in `members`); if some are not, the selected ones are refused, since
+    moving the file would take unselected mail with it.
+    """
+    selected = {u.id for u in units}
+    by_id = {u.id: u for u in units}
+    out: list[PlannedUnit] = []
+    absorbed: set[int] = set()
+    for unit in units:
+        if id(unit) in absorbed:
+            continue
+        sharers = sorted({other for f in unit.files for other in owners.get(f.path, []) if other != unit.id})
+        if not sharers:
+            out.append(unit)
+            continue
+        unselected = [other for other in sharers if other not in selected]
+        if unselected:
+            unit.refused = unit.refused or (
+                f"its file also holds unselected message(s) {', '.join(unselected[:3])}"
+                + (" ..." if len(unselected) > 3 else "") + "; select them too to move the file")
+            out.append(unit)
+            continue
+        seen = {f.path for f in unit.files}
+        for other in sharers:
+            member = by_id[other]
+            if id(member) in absorbed:
+                continue
+            absorbed.add(id(member))
+            unit.members.append(member.id)
+            unit.refused = unit.refused or member.refused
+            unit.files.extend(f for f in member.files if f.path not in seen)
+            seen.update(f.path for f in member.files)
+        unit.reasons = unit.reasons + [f"shares its file with {', '.join(unit.members)}"]
+        out.append(unit)
+    return out
 
 
 def refuse_if_live_without_tools(plan: Plan) -> None:

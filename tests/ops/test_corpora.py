@@ -1,0 +1,57 @@
+"""Every committed corpus: quarantine all of it, restore all of it, get the same tree back.
+
+Real MTA spools have multi-file units (Postfix queue file + defer/bounce logs, Exim -H,
+-D, -J and msglog, Sendmail qf/df/hf, a BadMail trio); this is where listing them
+all in `files` and moving them as one unit is checked against the real thing.
+A corpus no reader claims yet is that reader's tests' business, not this test's.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from corpus import CORPORA, copy_corpus
+from ops.spoolgen import file_table
+from queuetool.ops import make_selection, quarantine, restore
+from queuetool.scan import scan, spools_of
+from queuetool.spools import SpoolError
+
+
+def _claimed(name: str) -> bool:
+    try:
+        return bool(spools_of(CORPORA / name / "spool"))
+    except SpoolError:
+        return False
+
+
+CORPUS_NAMES = sorted(p.name for p in CORPORA.iterdir() if (p / "spool").is_dir() and _claimed(p.name))
+
+
+def test_the_corpora_are_here() -> None:
+    assert {"postfix", "sendmail", "exchange2003"} <= set(CORPUS_NAMES)
+
+
+@pytest.mark.parametrize("name", CORPUS_NAMES)
+def test_quarantine_everything_and_restore_it(tmp_path, name: str) -> None:
+    top = copy_corpus(name, tmp_path)
+    before = file_table(top)
+    for index, spool in enumerate(spools_of(top)):
+        prefix = os.path.relpath(spool.root, top)
+        records = list(scan(spool))
+        assert records, f"{name}: {spool.root} has no units"
+        qdir = tmp_path / f"q{index}"
+        report = quarantine(spool, qdir, make_selection(where="true"), apply=True, offline=True)
+        by_id = {o.id: o for o in report.result.outcomes}
+        for planned in report.plan.units:          # messages sharing one file (mbox) move as one unit
+            by_id.update({member: by_id[planned.id] for member in planned.members})
+        refused = [o for o in report.result.outcomes if o.status != "quarantined"]
+        assert all(o.status == "refused" for o in refused), refused
+        assert set(by_id) == {r.id for r in records}
+        moved = {os.path.normpath(os.path.join(prefix, rel)) for record in records
+                 if by_id[record.id].status == "quarantined" for rel in record.files}
+        after = file_table(top)
+        assert moved and not moved & set(after)          # every file of every moved unit left the spool
+        assert set(after) == set(before) - moved
+        restore(qdir, apply=True)
+        assert file_table(top) == before                 # bytes, modes and mtimes
