@@ -16,6 +16,7 @@ grepped for SMTP replies), and account verdicts from `queuetool.trace` when pres
 from __future__ import annotations
 
 import collections
+import csv
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -218,6 +219,7 @@ class _CodeGroup:
     domains: collections.Counter = field(default_factory=collections.Counter)
     hosts: collections.Counter = field(default_factory=collections.Counter)
     origins: collections.Counter = field(default_factory=collections.Counter)
+    clients: collections.Counter = field(default_factory=collections.Counter)   # our replies, by client
     examples: list = field(default_factory=list)
 
 
@@ -236,10 +238,12 @@ class _Observations:
 
     def add(self, obs: Observation) -> None:
         self.total += 1
-        group = self.groups.setdefault(obs.status.code, _CodeGroup(klass=obs.status.klass))
+        group = self.groups.setdefault(_group_code(obs.status), _CodeGroup(klass=obs.status.klass))
         group.count += 1
         group.domains[obs.domain or "(unknown)"] += 1
         group.hosts[obs.status.remote_host or "(not stated)"] += 1
+        if obs.origin == "local" and obs.client_ip:
+            group.clients[obs.client_ip] += 1
         group.origins[obs.origin] += 1
         if len(group.examples) < EXAMPLES:
             group.examples.append(obs)
@@ -256,6 +260,12 @@ class _Observations:
     def count(self, code: str) -> int:
         group = self.groups.get(code)
         return group.count if group else 0
+
+
+def _group_code(status: StatusInfo) -> str:
+    """The code a status is grouped under: a failed SMTP AUTH (535) stays 535 whatever
+    enhanced code the server added (Exchange 2007+ says 5.7.3, others 5.7.8)."""
+    return "535" if status.basic == 535 else status.code
 
 
 def _worth_keeping(obs: Observation) -> bool:
@@ -601,24 +611,87 @@ def _log_readers(logs_pkg: Any) -> set[str]:
 def _scan_log_lines(facts: _Facts, path: Path, fmt: str | None, logs_pkg: Any) -> None:
     w3c: list[str] | None = None
     w3c_session: dict[str, dict[str, Any]] = {}
+    exchange: list[str] | None = None
+    exchange_send = False
+    exchange_session: dict[str, dict[str, Any]] = {}
     for lineno, line in logs_pkg.iter_lines(path):
         if lineno > LOG_LINE_SCAN_LIMIT:
             facts.notes.append(f"{path}: only the first {LOG_LINE_SCAN_LIMIT} lines were scanned")
             break
+        if line.startswith("#Log-type:"):
+            exchange_send = "send" in line.lower()
+            continue
         if line.startswith(_W3C_FIELDS):
-            w3c = line[len(_W3C_FIELDS):].split()
+            names = line[len(_W3C_FIELDS):].strip()
+            if "," in names and "date-time" in names:   # Exchange 2007+ protocol log (CSV)
+                exchange, w3c = [n.strip() for n in names.split(",")], None
+            else:
+                w3c, exchange = names.split(), None
             continue
         if line.startswith("#"):
             continue
-        if w3c:
-            values = line.split(" ")
-            row = dict(zip(w3c, values)) if len(values) == len(w3c) else {}
-            vs = _VIRTUAL_SERVER.search(row.get("s-sitename", ""))
-            if vs:
-                facts.virtual_servers.add(vs.group(1) or vs.group(2))
-        observation = _line_observation(line, f"{path}:{lineno}", fmt, w3c, w3c_session)
+        where = f"{path}:{lineno}"
+        if exchange:
+            observation = _exchange_protocol_observation(line, where, exchange, exchange_send,
+                                                         exchange_session)
+        else:
+            if w3c:
+                values = line.split(" ")
+                row = dict(zip(w3c, values)) if len(values) == len(w3c) else {}
+                vs = _VIRTUAL_SERVER.search(row.get("s-sitename", ""))
+                if vs:
+                    facts.virtual_servers.add(vs.group(1) or vs.group(2))
+            observation = _line_observation(line, where, fmt, w3c, w3c_session)
         if observation is not None:
             facts.observations.add(observation)
+
+
+_SESSION_LIMIT = 10_000   # open protocol-log sessions remembered at once
+
+
+def _exchange_protocol_observation(line: str, where: str, fields: list[str], send_log: bool,
+                                   sessions: dict[str, dict[str, Any]]) -> Observation | None:
+    """Exchange 2007+ SmtpReceive/SmtpSend protocol log row: a 4xx/5xx reply, with the
+    session's AUTH state, MAIL FROM and last RCPT (rows of one session share session-id)."""
+    try:
+        values = next(csv.reader([line]))
+    except (csv.Error, StopIteration):
+        return None
+    row = dict(zip(fields, values))
+    session_id = row.get("session-id", "")
+    event = row.get("event", "")
+    data = row.get("data", "")
+    if len(sessions) > _SESSION_LIMIT and session_id not in sessions:
+        sessions.clear()
+    state = sessions.setdefault(session_id, {"auth": False, "sender": None, "rcpt": None})
+    if event == "-":
+        sessions.pop(session_id, None)
+        return None
+    ours_speaking = ">" if not send_log else "<"   # Receive: we reply (>); Send: they reply (<)
+    theirs = "<" if not send_log else ">"
+    if event == theirs or (send_log and event == ">"):
+        upper = data.upper()
+        if upper.startswith("MAIL FROM:"):
+            found = _ADDRESS.search(data)
+            state["sender"] = found.group(1) if found else None
+        elif upper.startswith("RCPT TO:"):
+            found = _ADDRESS.search(data)
+            state["rcpt"] = found.group(1) if found else None
+    if event != ours_speaking:
+        return None
+    if data.startswith("235"):
+        state["auth"] = True
+        return None
+    if not data[:1] in ("4", "5"):
+        return None
+    info = parse_status(data)
+    if info is None:
+        return None
+    remote = row.get("remote-endpoint", "").rsplit(":", 1)[0].strip("[]") or None
+    if send_log:
+        info.remote_host = info.remote_host or remote
+        return Observation(info, where, "remote", state["rcpt"], sender=state["sender"])
+    return Observation(info, where, "local", state["rcpt"], remote, state["auth"], sender=state["sender"])
 
 
 # ------------------------------------------------------------------ the findings
@@ -646,7 +719,8 @@ def _status_findings(facts: _Facts) -> list[Finding]:
             title=f"{group.count} delivery status(es) {code}: {_clip(known, 90)}",
             evidence={"count": group.count, "code": code, "meaning": known, "known_code": not unknown,
                       "by_destination_domain": _top(domains), "by_remote_host": _top(hosts),
-                      "origin": dict(origins), "examples": _examples(group.examples)},
+                      "by_client": _top(group.clients), "origin": dict(origins),
+                      "examples": _examples(group.examples)},
             cause=("A status code queuetool's tables do not know; its class and subject digits say "
                    "what kind of failure it is." if unknown else known),
             confirm=["Read the example lines in full: the text after the code is the remote "

@@ -122,7 +122,22 @@ EXCHANGE_NOTES: dict[str, str] = {
              "authenticated'; the NDR wording 'the sender does not have permission' is "
              "misleading: the remote side refused to relay (KB 262354, KB 895853)",
     "5.7.3": "Exchange: not authorized / security problem; the destination may require "
-             "authentication, or could not find the recipient (KB 895853 scenario 5)",
+             "authentication, or could not find the recipient (KB 895853 scenario 5); "
+             "Exchange 2007+ also answers a failed SMTP AUTH with '535 5.7.3 Authentication "
+             "unsuccessful' (a wrong password: brute-force evidence)",
+}
+
+# Enhanced codes outside RFC 3463/IANA that Exchange 2013+ and Exchange Online use
+# (Microsoft's "Email non-delivery reports in Exchange Online" pages); x.7.606-649 is a range.
+MICROSOFT_DETAILS: dict[str, str] = {
+    "7.54": "Microsoft: unable to relay recipient in non-accepted domain (the receiving server "
+            "does not accept the domain and will not relay for this client)",
+    "7.57": "Microsoft: client was not authenticated to send anonymous mail during MAIL FROM "
+            "(the submission endpoint requires SMTP AUTH)",
+    "7.64": "Microsoft: TenantAttribution; relay access denied (connector/tenant not recognised)",
+    "7.606-649": "Microsoft: access denied, banned sending IP (the IP is on Microsoft's block list)",
+    "7.708": "Microsoft: access denied, traffic not accepted from this IP (poor IP reputation)",
+    "7.750": "Microsoft: client blocked from sending from unregistered domains",
 }
 
 # Exchange/IIS SMTP error numbers seen in BadMail .BDR files, with documented texts only.
@@ -231,7 +246,7 @@ def describe_code(code: str | int | None) -> str:
     if len(parts) == 3 and all(p.isdigit() for p in parts):
         klass, subject, detail = parts[0], str(int(parts[1])), str(int(parts[2]))
         class_text = CLASS_MEANINGS.get(klass, f"unknown class {klass}")
-        detail_text = DETAIL_MEANINGS.get(f"{subject}.{detail}")
+        detail_text = DETAIL_MEANINGS.get(f"{subject}.{detail}") or _microsoft_detail(subject, detail)
         if detail_text is None:
             subject_text = SUBJECT_MEANINGS.get(subject, f"unknown subject {subject}")
             detail_text = f"{subject_text}, detail {detail} not in RFC 3463 or the IANA registry"
@@ -244,6 +259,12 @@ def describe_code(code: str | int | None) -> str:
             return text
         return f"{CLASS_MEANINGS.get(code[0], 'unknown class ' + code[0])}: reply {code} not in RFC 5321"
     return f"unrecognised code {code!r}"
+
+
+def _microsoft_detail(subject: str, detail: str) -> str | None:
+    if subject == "7" and detail.isdigit() and 606 <= int(detail) <= 649:
+        return MICROSOFT_DETAILS["7.606-649"]
+    return MICROSOFT_DETAILS.get(f"{subject}.{detail}")
 
 
 def parse_status(text: Any) -> StatusInfo | None:
@@ -359,7 +380,9 @@ BLOCKLISTS: tuple[Blocklist, ...] = (
               (r"\bS3150\b", r"\bS3140\b", r"\bS3114\b", r"\bS775\b", r"\bS844\b",
                r"\bAS\(\d+\)", r"outlook\.com.*block ?list", r"block ?list.*outlook",
                r"messaging\.microsoft\.com", r"protection\.outlook\.com.*(?:block|banned)",
-               r"banned sender", r"part of their network is on our block list"),
+               r"banned sender", r"part of their network is on our block list",
+               r"banned sending IP", r"\b5\.7\.(?:6[0-4]\d|708|750)\b",
+               r"traffic not accepted from this IP"),
               "https://sender.office.com/ (Exchange Online); Outlook.com sender support form",
               ("Use the Microsoft delist portal (sender.office.com) for Exchange Online "
                "rejections; for Outlook.com/Hotmail (S3150/S3140) open a sender support "

@@ -56,6 +56,9 @@ def test_finding_shape_is_the_contract():
     ("s4", "kb895853-s4-no-recipient-policy"),
     ("s5", "kb895853-s5-destination-requires-auth"),
     ("s6", "kb895853-s6-isa-publishing-rule"),
+    # the same two cases as Exchange 2007+ SmtpReceive / SmtpSend protocol logs
+    ("e2016-s1", "kb895853-s1-authenticated-relay-denied"),
+    ("e2016-s5", "kb895853-s5-destination-requires-auth"),
 ])
 def test_each_scenario_fixture_triggers_exactly_its_finding(fixture, expected):
     result = run(logs=[FIXTURES / fixture])
@@ -494,3 +497,13 @@ def test_dsn_in_a_queue_is_parsed_once(tmp_path):
     assert finding.evidence["count"] == 1
     assert finding.evidence["by_destination_domain"][0]["key"] == "far.example"
     assert result.by_id("status-5.7.1").evidence["by_remote_host"][0]["key"] == "mx.far.example"
+
+
+def test_exchange_protocol_log_session_state():
+    s1 = run(logs=[FIXTURES / "e2016-s1"]).by_id("kb895853-s1-authenticated-relay-denied")
+    assert s1.evidence["support"]["clients"] == ["10.0.0.21"]
+    status = run(logs=[FIXTURES / "e2016-s1"]).by_id("status-5.7.54")
+    assert status.evidence["by_destination_domain"][0]["key"] == "customer.example"   # the RCPT before
+    assert status.evidence["by_client"][0]["key"] == "10.0.0.21"
+    s5 = run(logs=[FIXTURES / "e2016-s5"]).by_id("kb895853-s5-destination-requires-auth")
+    assert s5.evidence["support"]["remote_hosts"][0]["key"] == "198.51.100.25"

@@ -167,3 +167,12 @@ def test_any_enhanced_code_has_a_meaning(code):
     text = describe_code(code)
     assert text and text.split(":")[0] in ("Success", "Persistent transient failure (the sender keeps retrying)",
                                            "Permanent failure (the message is returned)")
+
+
+def test_microsoft_enhanced_codes_beyond_the_rfc():
+    assert "non-accepted domain" in describe_code("5.7.54")
+    assert "anonymous mail" in describe_code("5.7.57")
+    assert "banned sending IP" in describe_code("5.7.620")
+    assert "not in RFC 3463" in describe_code("5.7.650")        # outside the documented range
+    hit = find_blocklist("550 5.7.606 Access denied, banned sending IP [203.0.113.9]")
+    assert hit is not None and hit.operator == "Microsoft"
