@@ -1,0 +1,141 @@
+"""MTA awareness: live detection, the MTA's own locks, refusals that say what to do."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ops.spoolgen import file_table, make_eml_spool, make_multifile_spool, write_file
+from queuetool.cli import main
+from queuetool.ops import RefusedError, apply_plan, held_units, make_plan, make_selection
+from queuetool.ops.mta import BusyError, LiveState, UnitLock, detect_live, postfix_master_pid
+from queuetool.ops.plan import Plan, PlannedFile, PlannedUnit
+
+HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+if sys.argv[2] == "fcntl":
+    fcntl.lockf(fd, fcntl.LOCK_EX, int(sys.argv[3]), 0, 0)
+else:
+    fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def hold_lock(path: Path, kind: str, length: int = 0) -> subprocess.Popen:
+    """Another process takes the MTA's lock on `path` until its stdin closes."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), kind, str(length)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def release(proc: subprocess.Popen) -> None:
+    proc.stdin.close()
+    proc.wait(timeout=30)
+
+
+def test_exim_unit_locked_by_the_mta_is_skipped_then_taken(tmp_path, multifile_reader) -> None:
+    spool = make_multifile_spool(tmp_path / "spool", 3, seed=21)
+    units = list(spool.units())
+    busy = next(u for u in units if any(p.endswith("-D") for p in u.paths))
+    data_file = spool.root / next(p for p in busy.paths if p.endswith("-D"))
+    holder = hold_lock(data_file, "fcntl", len(busy.id) + 3)
+    try:
+        plan = make_plan(spool, make_selection(where="true"), qdir=tmp_path / "q")
+        plan.live = LiveState("exim", True, "exim-lock", "test: Exim is running")
+        result = apply_plan(plan)
+        status = {o.id: o.status for o in result.outcomes}
+        assert status[busy.id] == "busy"
+        assert all(s == "quarantined" for uid, s in status.items() if uid != busy.id)
+        assert all((spool.root / p).exists() for p in busy.paths)      # untouched while locked
+    finally:
+        release(holder)
+    plan = make_plan(spool, make_selection(ids=[busy.id]), qdir=tmp_path / "q")
+    plan.live = LiveState("exim", True, "exim-lock", "test: Exim is running")
+    assert [o.status for o in apply_plan(plan).outcomes] == ["quarantined"]
+    assert file_table(spool.root) == {}
+
+
+def test_sendmail_qf_flock_is_respected(tmp_path) -> None:
+    write_file(tmp_path, "qfABC123", b"V8\nHtest\n")
+    write_file(tmp_path, "dfABC123", b"body\n")
+    holder = hold_lock(tmp_path / "qfABC123", "flock")
+    try:
+        with pytest.raises(BusyError):
+            with UnitLock(tmp_path, "sendmail-flock", "ABC123", ["qfABC123", "dfABC123"]):
+                pass
+    finally:
+        release(holder)
+    with UnitLock(tmp_path, "sendmail-flock", "ABC123", ["qfABC123", "dfABC123"]) as lock:
+        assert lock.fd_for("qfABC123") is not None and lock.fd_for("dfABC123") is None
+
+
+def test_postfix_master_detected_by_its_pid_file_lock(tmp_path) -> None:
+    write_file(tmp_path, "pid/master.pid", f"{999999:>10}\n".encode())
+    assert postfix_master_pid(tmp_path) is None                    # stale pid, nobody holds the lock
+    assert detect_live(tmp_path, "postfix").how == "unlink"
+    holder = hold_lock(tmp_path / "pid" / "master.pid", "flock")
+    try:
+        write_file(tmp_path, "pid/master.pid", f"{holder.pid:>10}\n".encode())
+        state = detect_live(tmp_path, "postfix")
+        assert state.live and state.how == "postsuper" and str(holder.pid) in state.why
+    finally:
+        release(holder)
+
+
+def test_live_postfix_with_the_wrong_config_is_refused(tmp_path) -> None:
+    from ops.private_postfix import missing_requirements
+
+    if missing_requirements() and "Postfix tools missing" in missing_requirements():
+        pytest.fail(missing_requirements())
+    config = tmp_path / "etc"
+    write_file(config, "main.cf", b"queue_directory = /var/spool/elsewhere\n")
+    plan = Plan("purge", tmp_path / "spool", "postfix", "--id X", LiveState("postfix", True, "postsuper", "test"),
+                units=[PlannedUnit("X", "deferred", "postfix", [PlannedFile("deferred/X", 1)], ["id X"])])
+    (tmp_path / "spool").mkdir()
+    with pytest.raises(RefusedError, match="give --mta-config"):
+        apply_plan(plan, tmp_path / "q", mta_config=str(config))
+    assert held_units(tmp_path / "q") == []
+
+
+def test_exchange_apply_is_refused_without_offline(tmp_path) -> None:
+    unit = PlannedUnit("NTFS_1", "queue", "smtpsvc", [PlannedFile("Queue/NTFS_1.EML", 10)], ["id NTFS_1"])
+    plan = Plan("quarantine", tmp_path, "smtpsvc", "--id NTFS_1", detect_live(tmp_path, "smtpsvc"), units=[unit])
+    with pytest.raises(RefusedError, match="SMTP service stopped"):
+        apply_plan(plan, tmp_path.parent / f"{tmp_path.name}-q")
+
+
+def test_cli_refuses_exchange_without_offline_exit_4(tmp_path) -> None:
+    from corpus import copy_corpus
+    from queuetool.scan import spools_of
+
+    top = copy_corpus("exchange2003", tmp_path)
+    spool = next(s for s in spools_of(top) if s.mta == "smtpsvc")
+    before = file_table(spool.root)
+    args = ["quarantine", str(spool.root), "--to", str(tmp_path / "q"), "--where", "true", "--apply"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 4 and "--offline" in result.output
+    assert file_table(spool.root) == before
+    assert CliRunner().invoke(main, args + ["--offline"]).exit_code in (0, 4)   # 4 only for refused units
+    assert len(file_table(spool.root)) < len(before)
+
+
+def test_journal_survives_a_torn_last_line(tmp_path) -> None:
+    from queuetool.ops import quarantine, recover
+    from queuetool.ops.journal import JOURNAL
+
+    spool = make_eml_spool(tmp_path / "spool", 4)
+    qdir = tmp_path / "q"
+    quarantine(spool, qdir, make_selection(ids=["m000"]), apply=True)
+    with open(qdir / JOURNAL, "ab") as handle:
+        handle.write(b'{"t":"begin","txn":"torn-')                 # a crash mid-write
+    assert recover(qdir).problems == []
+    quarantine(spool, qdir, make_selection(ids=["m001"]), apply=True)
+    assert {u.unit for u in held_units(qdir)} == {"m000", "m001"}
