@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -590,6 +591,10 @@ def _fill_size(root: Path, record: QueuedMessage, hf: HeaderFile, d_rel: str | N
         st = fsutil.file_stat(root, d_rel)
     except OSError as exc:
         record.add_error(f"{d_rel}: {exc.strerror or exc}")
+        record.size = header_bytes
+        return
+    if not stat.S_ISREG(st.st_mode):
+        record.add_error(f"{d_rel}: not a regular file")
         record.size = header_bytes
         return
     record.size = header_bytes + max(0, st.st_size - data_start_offset(record.id)) + 1
