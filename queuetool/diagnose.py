@@ -36,6 +36,7 @@ STUCK_MIN_MESSAGES = 5       # waiting messages for one destination before it is
 FANOUT_DOMAINS = 5           # outside domains one account/client must reach to look like abuse
 DSN_READ_LIMIT = 2000        # DSN bodies read per run (each is a full message read)
 LOG_LINE_SCAN_LIMIT = 2_000_000
+LOG_REPEAT_KEYS = 1_000_000  # (origin, client, recipient, code) keys remembered to skip retries
 WAITING_QUEUES = frozenset({"deferred", "queued", "queue", "active", "incoming", "hold", "frozen"})
 DSN_SUBJECT = re.compile(r"undeliver|delivery status|returned mail|mail delivery|failure notice|"
                          r"delivery fail|non.?delivery", re.I)
@@ -302,6 +303,8 @@ class _Facts:
     log_files: list = field(default_factory=list)
     virtual_servers: set = field(default_factory=set)
     duplicate_events: int = 0
+    ids_with_status: set = field(default_factory=set)
+    log_repeats: set = field(default_factory=set)
 
 
 def _record_observations(record: QueuedMessage) -> Iterator[Observation]:
@@ -432,6 +435,8 @@ def _gather_records(facts: _Facts, records: Iterable[QueuedMessage], ours: froze
             _count(relay, record, outside, flagged)
         own = list(_record_observations(record))
         facts.observations.extend(own)
+        if own:
+            facts.ids_with_status.add(record.id)
         if (dsn_module is not None and facts.dsn_parser and spool is not None
                 and facts.dsn_read < DSN_READ_LIMIT and _is_dsn(record)):
             facts.dsn_read += 1
@@ -517,8 +522,9 @@ def _line_observation(line: str, where: str, fmt: str | None, w3c: list[str] | N
     low = line.lower()
     local = ("reject:" in low or "rejected rcpt" in low or "reject=" in low
              or "relaying denied" in low and "stat=" not in low)
-    remote = ("status=" in low or " said:" in low or "stat=" in low or "smtp error from remote" in low
-              or " ** " in line or " == " in line)
+    # Exim writes the remote reply twice (an "SMTP error from remote" line, then the "=="
+    # or "**" delivery line): only the delivery line counts.
+    remote = ("status=" in low or " said:" in low or "stat=" in low or " ** " in line or " == " in line)
     if not (local or remote):
         return None
     info = parse_status(line)
@@ -642,8 +648,28 @@ def _scan_log_lines(facts: _Facts, path: Path, fmt: str | None, logs_pkg: Any) -
                 if vs:
                     facts.virtual_servers.add(vs.group(1) or vs.group(2))
             observation = _line_observation(line, where, fmt, w3c, w3c_session)
+            if observation is not None and _mentions_queued(line, facts.ids_with_status):
+                continue   # the spool holds this message's current status; the log its history
+            if observation is not None and observation.recipient and not w3c:
+                # a mail log repeats a deferral at every retry: one per recipient, code and client
+                key = (observation.origin, observation.client_ip, observation.recipient.lower(),
+                       observation.status.code)
+                if key in facts.log_repeats:
+                    continue
+                if len(facts.log_repeats) < LOG_REPEAT_KEYS:
+                    facts.log_repeats.add(key)
         if observation is not None:
             facts.observations.add(observation)
+
+
+def _mentions_queued(line: str, queued_ids: set[str]) -> bool:
+    """The log line is about a message still in the spool (its queue id is a token)."""
+    if not queued_ids:
+        return False
+    for token in line.split()[:8]:
+        if token.rstrip(":,") in queued_ids:
+            return True
+    return False
 
 
 _SESSION_LIMIT = 10_000   # open protocol-log sessions remembered at once

@@ -507,3 +507,17 @@ def test_exchange_protocol_log_session_state():
     assert status.evidence["by_client"][0]["key"] == "10.0.0.21"
     s5 = run(logs=[FIXTURES / "e2016-s5"]).by_id("kb895853-s5-destination-requires-auth")
     assert s5.evidence["support"]["remote_hosts"][0]["key"] == "198.51.100.25"
+
+
+def test_mail_log_retries_and_queued_messages_are_not_counted_twice(tmp_path):
+    log = tmp_path / "mail.log"
+    line = ("Nov 27 05:40:{s:02d} mail postfix/smtp[{p}]: {qid}: to=<u@slow.example>, relay=mx.slow.example"
+            "[192.0.2.40]:25, delay=1, dsns=4.4.1, status=deferred (host mx.slow.example[192.0.2.40] said: "
+            "450 4.2.0 try later)")
+    log.write_text("\n".join([line.format(s=i, p=100 + i, qid="AAA111") for i in range(5)]
+                             + [line.format(s=30, p=200, qid="QUEUED1")]) + "\n")
+    queued = record("QUEUED1", recipients=["u@slow.example"],
+                    details={"recipient_status": {"u@slow.example": {"status": "4.2.0", "reason": "450 4.2.0 try later"}}})
+    finding = run([queued], logs=[log]).by_id("status-4.2.0")
+    # one from the spool record, one for the message only the log knows (five retries)
+    assert finding.evidence["count"] == 2
