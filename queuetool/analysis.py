@@ -41,7 +41,7 @@ from .scan import scan, spools_of
 from .score.campaigns import CountMinSketch, KeyUnion, campaign_id, campaign_keys
 from .score.content import BodyFacts, body_facts
 from .score.engine import apply_spool_rules, is_suspicious, score_record
-from .score.rules import SpoolFacts, header_from_address, login_of
+from .score.rules import SpoolFacts, login_of, note_login
 from .spools import MultiSpool, Spool, reader_for
 
 TRACE_MODULE = "queuetool.trace"
@@ -138,6 +138,7 @@ def prepare_record(record: QueuedMessage, *, settings: Settings, full: bool,
                 enrich_one(record, None)
             except Exception as exc:  # noqa: BLE001 - enrichment must never stop a scan
                 record.add_error(f"trace enrichment failed: {type(exc).__name__}: {exc}")
+        note_login(record)
         score_record(record, settings, body=body, full=full)
     else:
         record.details[_BODY] = body
@@ -272,6 +273,7 @@ def _score_after_enrichment(records: Iterable[QueuedMessage], settings: Settings
                             keep_headers: bool) -> Iterator[QueuedMessage]:
     for record in records:
         body = record.details.pop(_BODY, None)
+        note_login(record)
         score_record(record, settings, body=body, full=full)
         if not keep_headers:
             record.headers = []

@@ -43,7 +43,7 @@ def subject_skeleton(subject: str | None, recipients: Iterable[str] = ()) -> str
         local = rcpt.split("@", 1)[0].lower()
         if len(local) >= 3:
             text = text.replace(local, " ")
-    text = _DIGITS.sub("#", text)
+    text = re.sub("#+", "#", _DIGITS.sub("#", text))
     return " ".join(_NON_WORD.sub(" ", text).split())
 
 

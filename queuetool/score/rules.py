@@ -90,7 +90,20 @@ def login_of(record: QueuedMessage) -> str | None:
         match = _AUTH_RECEIVED.search(newest)
         if match:
             return match.group(1) or match.group(2) or "(authenticated)"
+    if record.details.get("header_authenticated"):  # noted before the headers were dropped
+        return "(authenticated)"
     return None
+
+
+def note_login(record: QueuedMessage) -> None:
+    """Keep what the Received header says about the login once headers are dropped."""
+    if record.auth_user:
+        return
+    login = login_of(record)
+    if login == "(authenticated)":
+        record.details.setdefault("header_authenticated", "header:Received")
+    elif login:
+        record.auth_user, record.auth_evidence = login, "header:Received"
 
 
 # Queues only local programs write to: Postfix maildrop, IIS/Exchange pickup.

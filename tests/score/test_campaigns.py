@@ -1,0 +1,76 @@
+"""Campaign features, the streaming sketch and union-find behind stable campaign ids."""
+from __future__ import annotations
+
+from hypothesis import given, settings as hsettings, strategies as st
+
+from queuetool.score.campaigns import (
+    CountMinSketch, KeyUnion, campaign_keys, feature_key, sender_pattern, simhash, subject_skeleton,
+)
+
+from score.synthetic import make_record
+
+
+def test_subject_skeleton_drops_prefixes_digits_and_recipient_names():
+    assert subject_skeleton("Re: FWD: Your order #4811 for mary", ["mary@x.test"]) == "your order # for"
+    assert subject_skeleton("Save 80% today") == subject_skeleton("save 75% TODAY!")
+
+
+def test_sender_pattern_shape():
+    assert sender_pattern("promo12@bulk.test") == sender_pattern("promo7@other.test") == "a9@*"
+    assert sender_pattern("") == "<>"
+    assert sender_pattern(None) == "?"
+
+
+def test_simhash_close_for_near_duplicates():
+    base = "buy cheap pills from our licensed online pharmacy today with discreet worldwide shipping " * 3
+    near = base.replace("today", "now", 1)
+    other = "minutes of the quarterly budget meeting with the finance team and next steps for the audit " * 3
+    distance = bin(simhash(base) ^ simhash(near)).count("1")
+    assert distance < bin(simhash(base) ^ simhash(other)).count("1")
+    assert simhash("two words") == 0
+
+
+def test_campaign_keys_share_template_across_varying_subjects():
+    one = make_record("From: Pharmacy <a@rx.test>\nMessage-ID: <1@mail.example.com>\nSubject: Cheap pills\n",
+                      sender="promo@rx.test")
+    two = make_record("From: Pharmacy <b@rx2.test>\nMessage-ID: <2@mail.example.com>\nSubject: Meds 80% off\n",
+                      sender="deals@rx2.test")
+    assert set(campaign_keys(one)) & set(campaign_keys(two))
+    unrelated = make_record("From: Alice Adams <alice@example.com>\nSubject: Quarterly figures\n",
+                            sender="alice@example.com")
+    assert not set(campaign_keys(one)) & set(campaign_keys(unrelated))
+
+
+def test_generic_subjects_make_no_key():
+    assert campaign_keys(make_record("Subject: test\n")) == []
+
+
+def test_feature_key_is_stable_hex():
+    assert feature_key("subject", "x") == feature_key("subject", "x")
+    assert len(feature_key("subject", "x")) == 16 and int(feature_key("subject", "x"), 16) >= 0
+
+
+@given(st.lists(st.text(alphabet="0123456789abcdef", min_size=16, max_size=16), max_size=200))
+@hsettings(max_examples=50, deadline=None)
+def test_count_min_sketch_never_undercounts(keys):
+    sketch = CountMinSketch(width=64, depth=3)
+    for key in keys:
+        sketch.add(key)
+    for key in set(keys):
+        assert sketch.count(key) >= keys.count(key)
+
+
+@given(st.lists(st.lists(st.sampled_from("abcdefghij"), min_size=1, max_size=4), max_size=30), st.randoms())
+@hsettings(max_examples=100, deadline=None)
+def test_union_roots_are_component_minimum_in_any_order(groups, rnd):
+    first, second = KeyUnion(), KeyUnion()
+    for group in groups:
+        first.union(group)
+    shuffled = [list(g) for g in groups]
+    rnd.shuffle(shuffled)
+    for group in shuffled:
+        rnd.shuffle(group)
+        second.union(group)
+    for key in first.parent:
+        assert first.find(key) == second.find(key)
+        assert first.find(key) <= key

@@ -1,0 +1,208 @@
+"""analysis.analyze: the pipeline every verb uses — scoring, campaigns, spool context, hooks."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+from queuetool import analysis
+from queuetool.analysis import AccountStats, analyze, analyze_records
+from queuetool.config import Settings, load_settings
+from queuetool.headers import parse_header_block
+from queuetool.model import QueuedMessage
+from queuetool.score import engine
+from queuetool.score.rules import Rule
+
+from score.synthetic import OURS, make_record
+
+SPAM = ("Received: from x ([203.0.113.7]) by mail.example.com with ESMTP id {i}; Fri, 27 Nov 2026 05:00:00 +0000\n"
+        "From: Canadian Pharmacy <pharmacy{n}@example.com>\nTo: victim{i}@victim{i}.example\n"
+        "Subject: Cheap pharmacy meds {i}% off for victim{i}\nMessage-ID: <{i}@rx.test>\n"
+        "Date: Fri, 27 Nov 2026 05:00:00 +0000\n\nBuy now http://bit.ly/{i}\n")
+LEGIT = ("Received: from alice-pc by mail.example.com with ESMTPA id L{i}; Fri, 27 Nov 2026 05:00:00 +0000\n"
+         "From: Alice Adams <alice@example.com>\nTo: joe@partner.example\nSubject: Minutes of meeting {i}\n"
+         "Message-ID: <L{i}@example.com>\nDate: Fri, 27 Nov 2026 05:00:00 +0000\n\nSee you.\n")
+
+
+def write_spool(root: Path, spam: int = 6, legit: int = 2) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(spam):
+        (root / f"s{i:03d}.eml").write_text(SPAM.format(i=i, n=i % 2))
+    for i in range(legit):
+        (root / f"l{i:03d}.eml").write_text(LEGIT.format(i=i))
+    for path in root.iterdir():
+        os.utime(path, (1795755600, 1795755600))  # 2026-11-27T05:00:00Z
+    return root
+
+
+def by_id(records):
+    return {r.id: (r.score, r.verdict, [h.to_dict() for h in r.rules], r.campaign) for r in records}
+
+
+def test_analyze_scores_clusters_and_explains(tmp_path):
+    spool = write_spool(tmp_path / "q")
+    records = list(analyze(spool, settings=OURS))
+    assert len(records) == 8
+    spam = [r for r in records if r.id.startswith("s")]
+    legit = [r for r in records if r.id.startswith("l")]
+    assert {r.verdict for r in spam} == {"spam"}
+    assert {r.verdict for r in legit} == {"clean"}
+    campaigns = {r.campaign for r in spam}
+    assert len(campaigns) == 1 and None not in campaigns
+    assert all(r.campaign != spam[0].campaign for r in legit)
+    for record in spam:
+        assert record.score == sum(h.points for h in record.rules)
+        assert any(h.rule == "campaign_size" and h.points > 0 for h in record.rules)
+        assert all(h.why for h in record.rules)
+        assert record.headers == []  # dropped unless asked for
+
+
+def test_parallel_unordered_and_repeated_runs_agree(tmp_path):
+    spool = write_spool(tmp_path / "q", spam=40, legit=10)
+    first = by_id(analyze(spool, settings=OURS))
+    assert by_id(analyze(spool, settings=OURS, jobs=2, ordered=False)) == first
+    assert by_id(analyze(spool, settings=OURS)) == first
+
+
+def test_campaign_ids_depend_on_content_not_paths_or_order(tmp_path):
+    one = write_spool(tmp_path / "one")
+    two = tmp_path / "two"
+    two.mkdir()
+    for path in sorted(one.iterdir(), reverse=True):  # other names, other order
+        (two / f"z-{path.stem}.eml").write_bytes(path.read_bytes())
+        os.utime(two / f"z-{path.stem}.eml", (1795755600, 1795755600))
+    a = {r.id: r.campaign for r in analyze(one, settings=OURS)}
+    b = {r.id[2:]: r.campaign for r in analyze(two, settings=OURS)}
+    assert a == b and any(a.values())
+
+
+def test_inferred_domains_are_marked(tmp_path):
+    spool = write_spool(tmp_path / "q")
+    records = list(analyze(spool, settings=Settings()))
+    marks = [h for r in records for h in r.rules if h.rule == "inferred_domains"]
+    assert len(marks) == len(records)
+    assert "example.com" in marks[0].why
+
+
+def test_full_runs_body_rules(tmp_path):
+    spool = write_spool(tmp_path / "q")
+    records = {r.id: r for r in analyze(spool, settings=OURS, full=True)}
+    rules = {h.rule for h in records["s000"].rules}
+    assert "url_shortener" in rules and "body_rules_skipped" not in rules
+    header_only = {r.id: r for r in analyze(spool, settings=OURS)}
+    assert "body_rules_skipped" in {h.rule for h in header_only["s000"].rules}
+
+
+def test_account_stats_are_collected(tmp_path):
+    spool = write_spool(tmp_path / "q")
+    stats: dict[str, AccountStats] = {}
+    list(analyze(spool, settings=OURS, account_stats=stats))
+    assert "(authenticated)" in stats  # the ESMTPA Received hop without a name
+    assert stats["(authenticated)"].messages == 2
+    assert stats["(authenticated)"].flagged == 0 and stats["(authenticated)"].from_mismatch == 0
+    assert stats["(authenticated)"].first_seen == "2026-11-27T05:00:00Z"
+
+
+def test_failing_rule_is_reported_on_its_record_and_scan_goes_on(tmp_path, monkeypatch):
+    def explodes_on_spam(inp):
+        if "pharmacy" in (inp.record.header_from or "").lower():
+            raise ZeroDivisionError("strange message")
+        return None
+
+    broken = Rule("explodes", 1.0, "spam", "record", "test rule", explodes_on_spam)
+    monkeypatch.setattr(engine, "RULES", engine.RULES + (broken,))
+    spool = write_spool(tmp_path / "q")
+    records = list(analyze(spool, settings=OURS))
+    assert len(records) == 8
+    failed = [r for r in records if r.details.get("rule_errors") == ["explodes"]]
+    assert len(failed) == 6
+    for record in failed:
+        note = next(h for h in record.rules if h.rule == "explodes")
+        assert note.points == 0 and "ZeroDivisionError" in note.why
+        assert record.verdict == "spam"  # the other rules still decided
+        assert record.error is None
+
+
+def test_trace_hooks_enrich_before_scoring_and_feed_account_verdicts(tmp_path, monkeypatch):
+    seen_accounts = {}
+
+    def enrich(records, logset):
+        for record in records:
+            record.auth_user = "scanner"  # what the logs would say
+            yield record
+
+    def verdicts(accounts, logset):
+        seen_accounts.update(accounts)
+        return {"scanner": "compromised"}
+
+    monkeypatch.setattr(analysis, "trace_hooks", lambda: (enrich, verdicts))
+    monkeypatch.setattr(analysis, "_trace_record_step", lambda: None)
+    log = tmp_path / "mail.log"
+    log.write_text("")
+    spool = write_spool(tmp_path / "q")
+    records = list(analyze(spool, settings=OURS, logs=[log]))
+    assert set(seen_accounts) == {"scanner"}
+    for record in records:
+        rules = {h.rule: h for h in record.rules}
+        assert rules["account_trace_verdict"].points == 3.0
+    spam = next(r for r in records if r.id == "s000")
+    assert "sender_not_owned" in {h.rule for h in spam.rules}  # scored after enrichment
+
+
+HEADER_NAMES = st.sampled_from(["From", "To", "Subject", "Date", "Message-ID", "Received", "Content-Type",
+                                "X-MS-Exchange-Organization-SCL", "X-MS-Exchange-Organization-AuthAs"])
+ADDRESSES = st.one_of(st.none(), st.just(""), st.just("MAILER-DAEMON"), st.emails(),
+                      st.text(max_size=30), st.sampled_from(["a@example.com", "x@rx.test", "<>", "@", "a@"]))
+
+
+@st.composite
+def records(draw):
+    headers = draw(st.lists(st.tuples(HEADER_NAMES, st.text(max_size=60)), max_size=8))
+    record = QueuedMessage(
+        mta="eml", id=draw(st.text(alphabet="abcdef0123456789", min_size=1, max_size=8)),
+        sender=draw(ADDRESSES), recipients=draw(st.lists(st.emails() | st.text(max_size=20), max_size=6)),
+        client_ip=draw(st.one_of(st.none(), st.ip_addresses().map(str), st.text(max_size=15))),
+        auth_user=draw(st.one_of(st.none(), st.sampled_from(["alice", "scanner", "DOM\\bob", ""]))),
+        arrival=draw(st.one_of(st.none(), st.just("2026-11-27T05:00:00Z"), st.text(max_size=20))),
+        queue=draw(st.sampled_from([None, "deferred", "maildrop", "pickup"])),
+    )
+    record.headers = [(name, value) for name, value in headers]
+    record.header_from, record.subject = record.header("From"), record.header("Subject")
+    record.message_id, record.date = record.header("Message-ID"), record.header("Date")
+    return record
+
+
+def _copy(record: QueuedMessage) -> QueuedMessage:
+    data = record.to_dict(with_headers=True)
+    return QueuedMessage.from_dict(data)
+
+
+@given(st.lists(records(), max_size=12, unique_by=lambda r: r.id), st.randoms())
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_scores_are_deterministic_and_independent_of_order(items, rnd):
+    first = by_id(analyze_records([_copy(r) for r in items], OURS))
+    shuffled = [_copy(r) for r in items]
+    rnd.shuffle(shuffled)
+    assert by_id(analyze_records(shuffled, OURS)) == first
+    for score, verdict, _rules, _campaign in first.values():
+        assert verdict in ("spam", "relay", "backscatter", "clean")
+        assert isinstance(score, float)
+
+
+@given(st.binary(max_size=600))
+@hsettings(max_examples=150, deadline=None)
+def test_hostile_header_bytes_never_raise(raw):
+    record = QueuedMessage(mta="eml", id="x", sender="a@b.test", recipients=["c@d.test"])
+    record.headers = parse_header_block(raw)
+    out = list(analyze_records([record], OURS))
+    assert len(out) == 1 and out[0].verdict is not None and "rule_errors" not in out[0].details
+
+
+def test_load_settings_roundtrip_into_analysis(tmp_path):
+    config = tmp_path / "queuetool.toml"
+    config.write_text('[domains]\nlocal = ["example.com"]\n[thresholds]\nspam = 50\n')
+    spool = write_spool(tmp_path / "q")
+    records = list(analyze(spool, settings=load_settings(config)))
+    assert {r.verdict for r in records} == {"clean"}  # nothing reaches 50 points
