@@ -512,7 +512,7 @@ def test_exchange_protocol_log_session_state():
 def test_mail_log_retries_and_queued_messages_are_not_counted_twice(tmp_path):
     log = tmp_path / "mail.log"
     line = ("Nov 27 05:40:{s:02d} mail postfix/smtp[{p}]: {qid}: to=<u@slow.example>, relay=mx.slow.example"
-            "[192.0.2.40]:25, delay=1, dsns=4.4.1, status=deferred (host mx.slow.example[192.0.2.40] said: "
+            "[192.0.2.40]:25, delay=1, dsn=4.2.0, status=deferred (host mx.slow.example[192.0.2.40] said: "
             "450 4.2.0 try later)")
     log.write_text("\n".join([line.format(s=i, p=100 + i, qid="AAA111") for i in range(5)]
                              + [line.format(s=30, p=200, qid="QUEUED1")]) + "\n")
