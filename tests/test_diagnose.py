@@ -521,3 +521,38 @@ def test_mail_log_retries_and_queued_messages_are_not_counted_twice(tmp_path):
     finding = run([queued], logs=[log]).by_id("status-4.2.0")
     # one from the spool record, one for the message only the log knows (five retries)
     assert finding.evidence["count"] == 2
+
+
+@pytest.mark.parametrize("name", ["postfix", "exim", "sendmail"])
+def test_real_mta_corpora_tell_both_relay_cases_apart(name):
+    from corpus import corpus_dir
+
+    result = diagnose(corpus_dir(name) / "spool", logs=[corpus_dir(name) / "logs"],
+                      settings={"local_domains": ["example.com"]})
+    compromised = result.by_id("compromised-account")
+    assert [a["account"] for a in compromised.evidence["accounts"]] == ["scanner"]
+    assert compromised.severity == "critical"
+    relay_ips = {m["client_ip"] for m in _manifest_by(name, scenario="open-relay")}
+    assert {c["client"] for c in result.by_id("open-relay").evidence["clients"]} == relay_ips
+    legit = {m["account"] for m in _manifest_by(name, kind="legit") if m.get("account")}
+    named = {a["account"] for a in compromised.evidence["accounts"] + compromised.evidence["also_suspicious"]}
+    assert not legit & named                     # no legitimate user called compromised or suspicious
+    # every remote delivery was pointed at a closed port: the queue is stuck, 4.x statuses explain it
+    stuck = result.by_id("stuck-destinations")
+    assert stuck.evidence["count"] >= 20
+    assert any(f.startswith("status-4.") for f in result.ids())
+    assert not kb_ids(result)                    # no Exchange scenario claimed on a Unix MTA
+
+
+def test_exchange2016_ndrs_and_protocol_log():
+    from corpus import corpus_dir
+
+    result = diagnose(corpus_dir("exchange2016") / "spool", settings={"local_domains": ["example.com"]})
+    assert [a["account"] for a in result.by_id("compromised-account").evidence["accounts"]] == ["scanner"]
+    relay_ips = {m["client_ip"] for m in _manifest_by("exchange2016", scenario="open-relay")}
+    assert {c["client"] for c in result.by_id("open-relay").evidence["clients"]} == relay_ips
+    for code in ("5.0.0", "5.7.1", "5.7.3"):            # the three NDR cases the corpus carries
+        assert result.by_id(f"status-{code}").evidence["count"] >= 1
+    assert "kb895853-s5-destination-requires-auth" in result.ids()
+    failed = result.by_id("status-535")                 # SmtpReceive '535 5.7.3 Authentication unsuccessful'
+    assert failed is not None and failed.evidence["by_client"][0]["key"].startswith("203.0.113.")
