@@ -119,7 +119,7 @@ class Summary:
     columns: list[tuple[str, str, int]]
     rows: list[dict[str, Any]]
     messages: int = 0
-    pooled_keys: int = 0  # distinct keys folded into "(other)" because of max_keys
+    pooled_keys: int = 0  # row entries counted in "(other)" because max_keys rows existed
 
 
 def summarize(
@@ -144,7 +144,7 @@ def summarize(
     counts: dict[str, list[int]] = {}   # key -> [total, flagged, per bucket...]
     grand = [0] * (len(labels) + 2)
     messages = 0
-    pooled: set[str] = set()
+    pooled = 0
     for record in records:
         messages += 1
         index = labels.index(age_bucket(record.arrival, now, buckets)) + 2
@@ -154,9 +154,7 @@ def summarize(
         grand[index] += 1
         for key in key_of(record):
             if key not in counts and len(counts) >= max_keys:
-                if len(pooled) < max_keys:
-                    pooled.add(key)
-                key = OTHER
+                key, pooled = OTHER, pooled + 1
             row = counts.setdefault(key, [0] * (len(labels) + 2))
             row[0] += 1
             row[1] += flagged
@@ -166,7 +164,7 @@ def summarize(
         ordered = ordered[:top]
     rows = [_count_row(by, TOTAL, grand, labels)] + [_count_row(by, key, c, labels) for key, c in ordered]
     columns = [(by, by.upper(), 0), ("T", "T", 6), ("flagged", "FLAG", 5)] + [(l, l, 5) for l in labels]
-    return Summary(by, columns, rows, messages, len(pooled))
+    return Summary(by, columns, rows, messages, pooled)
 
 
 def _count_row(by: str, key: str, counts: list[int], labels: list[str]) -> dict[str, Any]:
