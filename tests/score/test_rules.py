@@ -232,3 +232,11 @@ def test_weights_and_thresholds_override():
     assert next(h for h in record.rules if h.rule == "sender_not_owned").points == 9.0
     assert record.verdict == "clean"  # 9 < 10
     assert verdict_for([RuleHit("sender_not_owned", 10.0, "x")], settings)[1] == "spam"
+
+
+def test_docs_list_every_rule_with_its_default_points():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "rules.md").read_text(encoding="utf-8")
+    for rule in RULES:
+        assert f"| `{rule.name}` | {rule.points:g} | {rule.category} | {rule.stage} |" in text, rule.name
