@@ -21,6 +21,7 @@ CORPUS_LOGS = {
     "exchange2003": [],          # its W3C and event exports lie inside the server tree
     "exchange2016": [],          # protocol and tracking logs inside the server tree
     "postfix": ["logs/mail.log"],
+    "exim": ["logs/mainlog"],
 }
 
 
