@@ -39,6 +39,9 @@ class PlannedUnit:
     error: str | None = None
     refused: str | None = None     # why this unit will not be touched
     members: list[str] = field(default_factory=list)   # other ids moving with it (one mbox file)
+    # live Postfix: the unit was put on hold first; where its files were before that
+    held_from: str | None = None
+    paths_before_hold: dict[str, str] = field(default_factory=dict)
 
     @property
     def bytes(self) -> int:

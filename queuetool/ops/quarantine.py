@@ -268,18 +268,14 @@ def apply_plan(
         for unit in units:
             result.outcomes.append(_quarantine_unit(qdir, plan, unit, config, discard_copies))
         if hold_txn is not None:
-            not_taken = [o.id for o in result.outcomes if o.status in ("skipped", "busy")
-                         and o.id in {u.id for u in units} and getattr(_unit_by_id(units, o.id), "was_queue", "hold") != "hold"]
+            we_held = {u.id for u in units if u.held_from != "hold"}
+            not_taken = [o.id for o in result.outcomes if o.status in ("skipped", "busy") and o.id in we_held]
             postfix_release(config, not_taken)   # back where the MTA can deliver them
             journal(qdir, "commit", hold_txn, result="done", released=not_taken)
         audit(qdir, f"{plan.op}-end", spool=str(plan.spool_root),
               done=result.count("quarantined", "purged", "discarded"),
               skipped=len(result.outcomes) - result.count("quarantined", "purged", "discarded"))
     return result
-
-
-def _unit_by_id(units: list[PlannedUnit], unit_id: str) -> PlannedUnit | None:
-    return next((u for u in units if u.id == unit_id), None)
 
 
 def _postfix_hold_and_relocate(qdir: Path, hold_txn: str, plan: Plan, units: list[PlannedUnit], config: str,
@@ -313,14 +309,12 @@ def _postfix_hold_and_relocate(qdir: Path, hold_txn: str, plan: Plan, units: lis
             postfix_release(config, [unit.id] if unit.queue != "hold" else [])
             result.outcomes.append(UnitOutcome(unit.id, "refused", why=problem))
             continue
-        moved = PlannedUnit(unit.id, "hold", unit.mta, files, unit.reasons, unit.sender, unit.recipients,
-                            unit.error)
         # where each file was before the hold: the queue file moved, the logs did not
-        orig = {files[0].path: unit.files[0].path} if unit.files else {}
-        moved.reasons = list(unit.reasons)
-        setattr(moved, "orig", orig)
-        setattr(moved, "was_queue", unit.queue)
-        out.append(moved)
+        out.append(PlannedUnit(
+            unit.id, "hold", unit.mta, files, list(unit.reasons), unit.sender, unit.recipients, unit.error,
+            held_from=unit.queue,
+            paths_before_hold={files[0].path: unit.files[0].path} if unit.files and files else {},
+        ))
     return out
 
 
@@ -328,14 +322,14 @@ def _quarantine_unit(qdir: Path, plan: Plan, unit: PlannedUnit, config: str | No
                      discard_copies: bool) -> UnitOutcome:
     root = plan.spool_root
     rels = [f.path for f in unit.files]
-    orig = getattr(unit, "orig", {})
+    orig = unit.paths_before_hold
     txn = new_txn_id(unit.id)
     files = [{**path_fields(rel), "orig": orig.get(rel, rel), "stored": f"{UNITS}/{txn}/{rel}"} for rel in rels]
     how = plan.live.how
     try:
         with UnitLock(root, how, unit.id, rels) as lock:
             journal(qdir, "begin", txn, op="quarantine", kind=plan.op, spool=str(root), mta=plan.mta,
-                    unit=unit.id, queue=getattr(unit, "was_queue", unit.queue), removal=how, config=config,
+                    unit=unit.id, queue=unit.held_from or unit.queue, removal=how, config=config,
                     files=files, reasons=unit.reasons, selection=plan.selection,
                     operator=operator_name(), time=utc_now())
             _step("begin")
@@ -395,7 +389,7 @@ def _write_manifest(qdir: Path, txn: str, op: str, plan_or_begin: Any, unit: Any
                         spool=begin.get("spool"), op=begin.get("kind", "quarantine"),
                         selection=begin.get("selection"), reasons=begin.get("reasons"))
         else:
-            line.update(unit=unit.id, queue=getattr(unit, "was_queue", unit.queue), mta=plan_or_begin.mta,
+            line.update(unit=unit.id, queue=unit.held_from or unit.queue, mta=plan_or_begin.mta,
                         spool=str(plan_or_begin.spool_root), op=op, selection=plan_or_begin.selection,
                         reasons=unit.reasons)
         line.update(txn=txn, time=utc_now(), operator=operator_name())

@@ -482,7 +482,7 @@ class Selection:
         checks: list[tuple[bool, Callable[[], bool], Callable[[], str]]] = [
             (bool(self.ids), lambda: record.id in self.ids, lambda: f"id {record.id}"),
             (bool(self.verdicts), lambda: (record.verdict or "") in self.verdicts,
-             lambda: f"verdict {record.verdict}"),
+             lambda: f"verdict {record.verdict}" + (f" (score {record.score:g})" if record.score is not None else "")),
             (bool(self.auth_users), lambda: _equal_any(record.auth_user, self.auth_users),
              lambda: f"auth_user {record.auth_user}"),
             (bool(self.senders), lambda: _glob_any(record.sender, self.senders),

@@ -266,3 +266,16 @@ def test_library_exports() -> None:
     assert all(callable(getattr(queuetool, name)) for name in ("select", "quarantine", "purge", "restore", "recover"))
     with pytest.raises(SelectionError):
         make_plan(".", make_selection())
+
+
+def test_verdict_selection_runs_the_analysis(tmp_path) -> None:
+    from corpus import copy_corpus
+    from queuetool.analysis import analyze
+    from queuetool.config import load_settings
+
+    spool = copy_corpus("postfix", tmp_path)
+    spam = {r.id for r in analyze(spool, settings=load_settings()) if r.verdict == "spam"}
+    assert spam
+    report = quarantine(spool, tmp_path / "q", make_selection(verdicts=["spam"]))
+    assert {u.id for u in report.plan.units} == spam
+    assert all(u.reasons[0].startswith("verdict spam (score ") for u in report.plan.units)
