@@ -60,15 +60,18 @@ def _series_name(record: QueuedMessage) -> str:
 
 
 def _bucket(arrival: str | None, unit: str) -> str | None:
-    if not arrival:
+    """The time bucket of an ISO-8601 UTC arrival: minute, hour or day."""
+    if not arrival or len(arrival) < 16:
         return None
-    return arrival[:13] + ":00Z" if unit == "hour" else arrival[:10]
+    return {"minute": arrival[:16] + "Z", "hour": arrival[:13] + ":00Z"}.get(unit, arrival[:10])
 
 
 def _as_dicts(items: Iterable[Any]) -> list[dict[str, Any]]:
     out = []
     for item in items:
-        if dataclasses.is_dataclass(item):
+        if hasattr(item, "to_dict"):
+            out.append(item.to_dict())
+        elif dataclasses.is_dataclass(item):
             out.append(dataclasses.asdict(item))
         elif isinstance(item, dict):
             out.append(dict(item))
@@ -110,11 +113,11 @@ def build_report(
         mtas[record.mta] += 1
         name = _series_name(record)
         series_totals[name] += 1
-        hour = _bucket(record.arrival, "hour")
-        if hour:
-            per_bucket[hour][name] += 1
-            first = hour if first is None or hour < first else first
-            last = hour if last is None or hour > last else last
+        minute = _bucket(record.arrival, "minute")
+        if minute:
+            per_bucket[minute][name] += 1
+            first = minute if first is None or minute < first else first
+            last = minute if last is None or minute > last else last
         for rcpt in record.recipients:
             domain = address_domain(rcpt)
             if domain:
@@ -170,16 +173,19 @@ def build_report(
 
 def _timeline(per_bucket: dict[str, collections.Counter[str]], totals: collections.Counter[str],
               first: str | None, last: str | None) -> tuple[str, dict[str, dict[str, int]]]:
-    """Hourly counts per sender series (top accounts, the rest pooled); daily if long."""
+    """Counts per sender series (top accounts, the rest pooled) per minute, hour or day.
+
+    Per-minute counts are bounded by the spool's time span; they are rolled up to hours
+    for spans over three hours and to days beyond four days.
+    """
     if first is None or last is None:
         return "hour", {}
-    start = dt.datetime.strptime(first, "%Y-%m-%dT%H:00Z")
-    end = dt.datetime.strptime(last, "%Y-%m-%dT%H:00Z")
-    unit = "hour" if (end - start) <= dt.timedelta(days=4) else "day"
+    span = dt.datetime.strptime(last, "%Y-%m-%dT%H:%MZ") - dt.datetime.strptime(first, "%Y-%m-%dT%H:%MZ")
+    unit = "minute" if span <= dt.timedelta(hours=3) else "hour" if span <= dt.timedelta(days=4) else "day"
     keep = [name for name, _ in totals.most_common(TIMELINE_SERIES)]
     series: dict[str, dict[str, int]] = {name: {} for name in keep}
-    for hour, counts in per_bucket.items():
-        bucket = hour if unit == "hour" else hour[:10]
+    for minute, counts in per_bucket.items():
+        bucket = _bucket(minute[:16], unit) if unit != "minute" else minute
         for name, count in counts.items():
             target = name if name in keep else "(others)"
             series.setdefault(target, {})
@@ -213,9 +219,9 @@ def _selectors(source: str, data: ReportData) -> list[dict[str, str]]:
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 h1{font-size:1.6em;margin-bottom:.2em} h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}
-table{border-collapse:collapse;width:100%;margin:.5em 0} th,td{border:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top}
+table{border-collapse:collapse;width:100%;margin:.5em 0;overflow-wrap:anywhere} th,td{border:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top}
 th{background:#f4f4f4} td.n{text-align:right;font-variant-numeric:tabular-nums}
-.cards{display:flex;flex-wrap:wrap;gap:.8em} .card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:9em}
+td ul{margin:0;padding-left:1.1em} .cards{display:flex;flex-wrap:wrap;gap:.8em} .card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:9em}
 .card b{display:block;font-size:1.6em} .sev-critical,.v-compromised,.v-spam{color:#c0392b;font-weight:600}
 .sev-high,.v-relay,.v-suspicious{color:#d35400;font-weight:600} .v-backscatter{color:#8e44ad} code{background:#f6f6f6;padding:1px 4px}
 pre{background:#f6f6f6;padding:.5em;overflow-x:auto} .muted{color:#777} svg text{font:11px system-ui,sans-serif}
@@ -306,9 +312,9 @@ def render_html(data: ReportData) -> str:
         f'<div class="card"><b class="v-{html.escape(k)}">{v}</b>{html.escape(k)}</div>'
         for k, v in [("messages", data.messages), *data.by_verdict.items(), ("unreadable", data.unreadable)])
     accounts_rows = [
-        (a.get("account"), ("html", f'<span class="v-{_e(a.get("verdict"))}">{_e(a.get("verdict"))}</span>'),
+        (a.get("account") or f"{a.get('kind') or 'client'}:{a.get('client')}", ("html", f'<span class="v-{_e(a.get("verdict"))}">{_e(a.get("verdict"))}</span>'),
          a.get("messages"), a.get("flagged"), a.get("recipient_domains"), a.get("client_ips"),
-         a.get("failed_logins"), a.get("evidence"), a.get("remedy"))
+         a.get("failed_logins"), ("html", _bullets(a.get("evidence"))), ("html", _bullets(a.get("remedy"))))
         for a in data.accounts]
     findings_rows = [
         (f.get("id"), ("html", f'<span class="sev-{_e(f.get("severity"))}">{_e(f.get("severity"))}</span>'),
@@ -329,10 +335,10 @@ def render_html(data: ReportData) -> str:
 <p class="muted">Spool <code>{html.escape(data.source)}</code>, generated {html.escape(data.generated)} (times in UTC, offset +00:00) by queuetool.</p>
 <h2>Summary</h2><div class="cards" id="summary">{cards}</div>
 {_table(["queue", "messages"], data.by_queue.items(), numeric=[1], table_id="queues")}
-<h2>Messages over time per account ({html.escape(data.timeline_unit)}ly)</h2>
+<h2>Messages over time per account (per {html.escape(data.timeline_unit)}, UTC)</h2>
 <div id="timeline">{svg_timeline(data.timeline, data.timeline_unit)}</div>
 <h2>Accounts</h2>
-{_table(["account", "verdict", "messages", "flagged", "recipient domains", "client IPs", "failed logins", "evidence", "remedy"], accounts_rows, numeric=[2, 3, 4, 6], table_id="accounts") if accounts_rows else '<p class="muted">no account data</p>'}
+{_table(["account", "verdict", "messages", "flagged", "recipient domains", "client IPs", "failed logins", "evidence", "remedy"], accounts_rows, numeric=[2, 3, 6], table_id="accounts") if accounts_rows else '<p class="muted">no account data</p>'}
 <h2>Top recipient domains</h2>
 <div id="domains">{svg_bars(data.top_domains, "top recipient domains")}</div>
 <h2>Campaigns</h2>
@@ -345,6 +351,14 @@ def render_html(data: ReportData) -> str:
 {f'<h2>Notes</h2><ul>{notes}</ul>' if notes else ''}
 </body></html>
 """
+
+
+def _bullets(items: Any) -> str:
+    if not items:
+        return "-"
+    if isinstance(items, str):
+        return html.escape(items)
+    return "<ul>" + "".join(f"<li>{html.escape(str(item))}</li>" for item in items) + "</ul>"
 
 
 def _evidence_text(evidence: Any) -> str:
