@@ -344,19 +344,20 @@ def _read_evt(path: Path, stats: LogStats) -> Iterator[LogEvent]:
             for index, record in enumerate(Evt(handle), 1):
                 stats.lines = index
                 try:
-                    strings = [str(s) for s in (getattr(record, "strings", None) or [])]
-                    when = getattr(record, "TimeGenerated", None)
-                    event = LogEvent(FORMAT, str(path), parse_iso(when.isoformat()) if when else None,
-                                     int(getattr(record, "EventID", 0)) & 0xFFFF,
-                                     str(getattr(record, "SourceName", "") or "") or None,
-                                     computer=str(getattr(record, "Computername", "") or "") or None,
-                                     message=" ".join(strings)[:MAX_EVENT_TEXT], strings=strings, line=index)
-                except Exception as exc:  # noqa: BLE001
+                    strings = [str(s) for s in (record.Strings or [])]
+                    when = record.TimeGenerated
+                    yield LogEvent(FORMAT, str(path), parse_iso(when.isoformat()) if when else None,
+                                   int(record.EventCode), str(record.SourceName or "") or None,
+                                   EVT_TYPES.get(int(record.EventType)), None,
+                                   str(record.Computername or "") or None,
+                                   " ".join(strings)[:MAX_EVENT_TEXT], strings, index)
+                except Exception as exc:  # noqa: BLE001 - a damaged record is junk, not fatal
                     stats.add_junk(index, f"record {index}", type(exc).__name__)
-                    continue
-                yield event
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - a damaged file ends the read, reported
         stats.error = f"evt read stopped: {type(exc).__name__}: {exc}"
+
+
+EVT_TYPES = {1: "Error", 2: "Warning", 4: "Information", 8: "Audit Success", 16: "Audit Failure"}
 
 
 # ---------------------------------------------------------------- reader

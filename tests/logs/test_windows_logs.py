@@ -192,3 +192,30 @@ def test_tracking_log_30_and_26_field_schemas(tmp_path):
     [session] = read_exchange_tracking_log(old)
     assert session.client_ip == "198.51.100.10" and session.messages[0].message_id == "<m@x>"
     assert session.details["network_message_id"] is None
+
+
+def test_legacy_evt_and_evtx_binary_logs(tmp_path):
+    """.evt via dissect.eventlog and .evtx via python-evtx (optional extras); else a clear report."""
+    import importlib.util
+
+    from evt_writer import event_record, evt_file
+
+    evt = tmp_path / "AppEvent.Evt"
+    evt.write_bytes(evt_file([
+        event_record(1, 1795779601, 1708, "MSExchangeTransport", "MAIL", ["203.0.113.7", "Login", "EXAMPLE\\scanner"]),
+        event_record(2, 1795779700, 0xC0001B59, "MSExchangeTransport", "MAIL", ["x"], event_type=1),
+    ]))
+    logset = read_logs([evt])
+    assert logset.files[0].format == "windows-events"
+    if importlib.util.find_spec("dissect") and importlib.util.find_spec("dissect.eventlog"):
+        assert [(e.event_id, e.level) for e in logset.events] == [(1708, "Information"), (7001, "Error")]
+        assert auth_1708(logset.events[0]) == ("203.0.113.7", "Login", "EXAMPLE\\scanner")
+        assert logset.events[0].time == "2026-11-27T11:40:01Z"
+    else:
+        assert not logset.events and "dissect.eventlog" in logset.files[0].error
+    evtx = tmp_path / "Application.evtx"
+    evtx.write_bytes(b"ElfFile\x00" + b"\x00" * 4088)
+    logset = read_logs([evtx])
+    assert logset.files[0].format == "windows-events" and not logset.events
+    if importlib.util.find_spec("Evtx") is None:
+        assert "python-evtx" in logset.files[0].error
