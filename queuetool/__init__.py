@@ -11,10 +11,12 @@ from .model import RECORD_KEYS, QueuedMessage, QueueUnit, RuleHit
 from .scan import scan
 from .spools import MultiSpool, Spool, SpoolError, find_spools, open_spool
 from .ops import purge, quarantine, recover, restore, select
+from .diagnose import diagnose
 
 __all__ = [
     "RECORD_KEYS", "QueuedMessage", "QueueUnit", "RuleHit", "scan",
     "MultiSpool", "Spool", "SpoolError", "find_spools", "open_spool",
     "purge", "quarantine", "recover", "restore", "select",
+    "diagnose",
 ]
 __version__ = "0.1.0"
