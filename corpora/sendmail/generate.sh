@@ -59,6 +59,7 @@ TRUST_AUTH_MECH(`PLAIN LOGIN')dnl
 define(`confAUTH_REALM', `mail.example.com')dnl
 FEATURE(`accept_unresolvable_domains')dnl
 FEATURE(`nocanonify')dnl
+FEATURE(`mailertable')dnl  slow.example -> the tarpit on 127.0.0.3:2525
 EOF
     if [ -n "$1" ]; then printf 'LOCAL_CONFIG\n%s\n' "$1" >> "$MC"; fi
     printf 'MAILER_DEFINITIONS\nMAILER(`local'"'"')dnl\nMAILER(`smtp'"'"')dnl\n' >> "$MC"
@@ -77,6 +78,8 @@ sed -e 's/^Connect:192.0.2[[:space:]].*/Connect:192.0.2\t\tRELAY/' \
     -e 's/^GreetPause:[[:space:]]*5000/GreetPause:\t\t\t\t0/' \
     -e 's/^ClientRate:[[:space:]]*10/ClientRate:\t\t\t\t0/' \
     -e 's/^ClientConn:[[:space:]]*10/ClientConn:\t\t\t\t0/' "$ACCESS.debian" > "$ACCESS"
+
+printf 'slow.example\trelay:[127.0.0.3]\n' > "$DIR/etc/mail/mailertable"
 
 cat > "$DIR/etc/mail/aliases" <<'EOF'
 mailer-daemon: postmaster
@@ -104,7 +107,7 @@ echo "b0b-Secure#" | saslpasswd2 -p -c -u mail.example.com bob
 echo "carol.pw.77" | saslpasswd2 -p -c -u mail.example.com carol
 echo "scan1234"    | saslpasswd2 -p -c -u mail.example.com scanner
 chmod 640 /etc/sasldb2
-cd /etc/mail && makemap hash access < access && sendmail-mta -bi >/dev/null
+cd /etc/mail && makemap hash access < access && makemap hash mailertable < mailertable && sendmail-mta -bi >/dev/null
 rm -f /var/spool/mqueue/* /var/spool/mqueue-client/* /var/mail/* /root/inject-state.jsonl
 mkdir -p /run/sendmail/mta /run/sendmail/msp && chown smmta:smmsp /run/sendmail/mta
 rm -f /var/log/mail.log /var/log/syslog /var/log/auth.log /run/rsyslogd.pid
@@ -120,31 +123,40 @@ inside 'python3 /root/inject.py phase-a'
 sleep 5
 inside '/usr/sbin/sendmail-mta -q'
 stop_mta
-# phase B: persist the SASL identity in the qf ($={persistentMacros} class, op.me)
+# phase B (from here on): persist the SASL identity in the qf ($={persistentMacros} class, op.me)
 write_mc 'C{persistentMacros}{auth_authen} {auth_type} {auth_author}'
 start_mta
 inside 'python3 /root/inject.py phase-b'
 sleep 130   # older than Timeout.queuewarning=2m -> delay warnings (Fw) on the next run
 inside '/usr/sbin/sendmail-mta -q'
 inside 'python3 /root/inject.py states'
+sleep 3
+# caught in the act: a delivery hanging on the tarpit (qf locked, xf open) and a
+# campaign session stopped mid-DATA (df only) while the spool is copied
+inside 'nohup python3 /root/inject.py tarpit >/dev/null 2>&1 &'
+sleep 1
+inside 'python3 /root/inject.py late'
+inside 'nohup python3 /root/inject.py in-flight >/dev/null 2>&1 &'
 sleep 5
 
 # ---- save the MTA's own view, the logs and the spool ----
 OUT="$HERE"
+mkdir -p "$OUT/logs"
 inside 'mailq' > "$OUT/listing.txt" || true
 inside 'mailq -qQ' > "$OUT/listing-quarantined.txt" || true
 inside 'mailq -qL' > "$OUT/listing-lost.txt" || true
+cp "$DIR/etc/mail/sendmail.mc" "$OUT/logs/sendmail.mc"
+cp "$DIR/etc/mail/access" "$OUT/logs/access"
+rm -rf "$OUT/spool" "$DIR/root/spool-copy"
+mkdir -p "$OUT/spool" "$DIR/root/spool-copy"
+cp -p "$DIR"/var/spool/mqueue/* "$DIR/root/spool-copy/"
+cp -p "$DIR"/root/spool-copy/* "$OUT/spool/"
+inside 'python3 /root/inject.py manifest /root/spool-copy /root'
+cp "$DIR/root/manifest.jsonl" "$DIR/root/delivered.jsonl" "$OUT/"
 stop_mta
 inside 'kill $(cat /run/rsyslogd.pid); sleep 1'
 mkdir -p "$OUT/logs"
 cp "$DIR/var/log/mail.log" "$OUT/logs/mail.log"
-cp "$DIR/etc/mail/sendmail.mc" "$OUT/logs/sendmail.mc"
-cp "$DIR/etc/mail/access" "$OUT/logs/access"
-rm -rf "$OUT/spool"
-mkdir -p "$OUT/spool"
-cp -p "$DIR"/var/spool/mqueue/* "$OUT/spool/"
-inside 'python3 /root/inject.py manifest /root' 
-cp "$DIR/root/manifest.jsonl" "$DIR/root/delivered.jsonl" "$OUT/"
 python3 - "$OUT" <<'EOF'
 import json, os, sys
 out = sys.argv[1]

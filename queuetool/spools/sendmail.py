@@ -11,6 +11,7 @@ is always empty. See docs/readers/sendmail.md for what is read from where.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import re
 import stat
 from pathlib import Path
@@ -154,17 +155,17 @@ def decode_queue_id_time(qid: str, near_epoch: float | None = None) -> _dt.datet
 
 def folded_lines(data: bytes) -> list[bytes]:
     """Lines as readqf's fgetfolded() returns them: continuations joined with \\n."""
-    out: list[bytes] = []
+    groups: list[list[bytes]] = []
     for line in data.split(b"\n"):
         if line.endswith(b"\r"):
             line = line[:-1]
-        if line[:1] in (b" ", b"\t") and out:
-            out[-1] += b"\n" + line
+        if line[:1] in (b" ", b"\t") and groups:
+            groups[-1].append(line)  # list append: linear even for endless continuations
         else:
-            out.append(line)
-    if out and out[-1] == b"":
-        out.pop()
-    return out
+            groups.append([line])
+    if groups and groups[-1] == [b""]:
+        groups.pop()
+    return [b"\n".join(parts) for parts in groups]
 
 
 def xtext_decode(value: str) -> str:
@@ -362,16 +363,28 @@ def _df_path(unit: QueueUnit) -> str | None:
     return None
 
 
-def _read_control(root: Path, rel: str, record: QueuedMessage) -> bytes | None:
+def _read_control(root: Path, rel: str, record: QueuedMessage) -> tuple[bytes | None, os.stat_result | None]:
+    """The control file (at most CONTROL_READ_LIMIT bytes) and its stat, from one open."""
     try:
-        data = fsutil.read_file(root, rel, CONTROL_READ_LIMIT + 1)
+        data, st = fsutil.read_file_and_stat(root, rel, CONTROL_READ_LIMIT + 1)
     except OSError as exc:
         record.add_error(f"{rel}: cannot read control file: {exc.strerror or exc}")
-        return None
+        return None, None
     if len(data) > CONTROL_READ_LIMIT:
         record.add_error(f"{rel}: control file longer than {CONTROL_READ_LIMIT} bytes; cut there")
         data = data[:CONTROL_READ_LIMIT]
-    return data
+    return data, st
+
+
+def _read_tail(root: Path, rel: str, count: int) -> bytes:
+    """The last `count` bytes of a file, without reading the rest (xf may be large)."""
+    fd, st = fsutil.open_regular(root, rel)
+    try:
+        size = st.st_size
+        os.lseek(fd, max(0, size - count), os.SEEK_SET)
+        return os.read(fd, count)
+    finally:
+        os.close(fd)
 
 
 def _apply_client(record: QueuedMessage, macros: dict[str, str]) -> None:
@@ -402,22 +415,18 @@ def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
     if transient:
         details["transient_files"] = transient
 
-    st = None
+    st = data = None
     if control_rel is None:
         record.add_error("data file without a control file (reception in progress, or the qf was removed)")
     else:
-        try:
-            st = fsutil.file_stat(root, control_rel)
-        except OSError as exc:
-            record.add_error(f"{control_rel}: {exc.strerror or exc}")
-        else:
-            details["mode"] = f"{stat.S_IMODE(st.st_mode):04o}"
-            if stat.S_ISREG(st.st_mode) and st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-                details["unsafe_mode"] = True  # readqf: "bogus queue file" -> lost
         if control_rel.rsplit("/", 1)[-1][:2] == "tf":
             record.add_error(f"{control_rel}: only a tf (control file being written): incomplete")
+        data, st = _read_control(root, control_rel, record)
+        if st is not None:
+            details["mode"] = f"{stat.S_IMODE(st.st_mode):04o}"
+            if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                details["unsafe_mode"] = True  # readqf: "bogus queue file" -> lost
 
-    data = _read_control(root, control_rel, record) if control_rel is not None else None
     ctl = parse_control(data) if data is not None else None
     if ctl is not None:
         _fill_from_control(record, ctl, data, control_rel, st)
@@ -438,8 +447,7 @@ def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
     for rel in transient:
         if rel.rsplit("/", 1)[-1][:2] == "xf":
             try:
-                tail = fsutil.read_file(root, rel)[-TRANSCRIPT_TAIL:]
-                details["transcript_tail"] = decode_bytes(tail)
+                details["transcript_tail"] = decode_bytes(_read_tail(root, rel, TRANSCRIPT_TAIL))
             except OSError as exc:
                 details["transcript_error"] = str(exc.strerror or exc)
     return record
@@ -455,10 +463,8 @@ def _fill_from_control(record: QueuedMessage, ctl: _Control, data: bytes, rel: s
         details["sender_stored"] = ctl.sender
         record.sender = ""
     record.recipients = [r["address"] for r in ctl.recipients]
-    extra = [r for r in ctl.recipients if len(r) > 2]
-    details["recipient_info"] = ctl.recipients if ctl.recipients else []
-    if not extra and all(not r["flags"] for r in ctl.recipients):
-        details.pop("recipient_info")
+    if ctl.recipients:
+        details["recipient_info"] = ctl.recipients
     record.status = ctl.envelope_status or (ctl.statuses[-1] if ctl.statuses else None)
     if ctl.macros:
         details["macros"] = ctl.macros
