@@ -12,11 +12,12 @@ from .scan import scan
 from .spools import MultiSpool, Spool, SpoolError, find_spools, open_spool
 from .ops import purge, quarantine, recover, restore, select
 from .diagnose import diagnose
+from . import trace  # callable: queuetool.trace(spool, logs=[...]) -> trace.TraceResult
 
 __all__ = [
     "RECORD_KEYS", "QueuedMessage", "QueueUnit", "RuleHit", "scan",
     "MultiSpool", "Spool", "SpoolError", "find_spools", "open_spool",
     "purge", "quarantine", "recover", "restore", "select",
-    "diagnose",
+    "diagnose", "trace",
 ]
 __version__ = "0.1.0"

@@ -22,6 +22,8 @@ import bisect
 import collections
 import ipaddress
 import statistics
+import sys
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -739,3 +741,15 @@ def account_verdicts(accounts: dict[str, Any], logset: Any) -> dict[str, str]:
         judge(entry)
         out[name] = entry.verdict
     return out
+
+
+class _CallableModule(types.ModuleType):
+    """`queuetool.trace(spool, logs=[...])` calls `trace()`; `queuetool.trace.enrich_records`
+    and the other names stay reachable (the package exports the module, not a function that
+    would hide it)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> TraceResult:
+        return trace(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

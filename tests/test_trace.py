@@ -250,3 +250,22 @@ def test_cli_scan_log_enriches_records(tmp_path):
     assert scanner and {r["auth_evidence"] for r in scanner} == {"log:iis-w3c+event1708"}
     assert all(r["recipients"] for r in scanner) and "headers" not in scanner[0]
     assert '"auth_user":"scanner"' not in plain.output
+
+
+def test_package_level_call_and_module_names():
+    import queuetool
+    import queuetool.trace as trace_module
+
+    assert queuetool.trace is trace_module and callable(queuetool.trace)
+    assert queuetool.trace.enrich_records is enrich_records
+    result = queuetool.trace(_empty_eml_spool(), logs_below=False)
+    assert isinstance(result, trace_module.TraceResult) and result.accounts == []
+
+
+def _empty_eml_spool():
+    import tempfile
+    from pathlib import Path
+
+    root = Path(tempfile.mkdtemp())
+    (root / "a.eml").write_bytes(b"From: a@example.com\r\nTo: b@example.com\r\nSubject: hi\r\n\r\nbody\r\n")
+    return root
