@@ -304,6 +304,7 @@ class _Facts:
     virtual_servers: set = field(default_factory=set)
     duplicate_events: int = 0
     ids_with_status: set = field(default_factory=set)
+    newest_arrival: str | None = None
     log_repeats: set = field(default_factory=set)
 
 
@@ -417,8 +418,12 @@ def _gather_records(facts: _Facts, records: Iterable[QueuedMessage], ours: froze
         waiting = (record.queue or "").lower() in WAITING_QUEUES or (info is not None and info.klass == "4")
         if waiting and record.sender is not None:
             for domain in domains or {"(no recipient)"}:
-                slot = facts.waiting.setdefault(domain, [0, None, [], collections.Counter()])
+                slot = facts.waiting.setdefault(domain, [0, None, [], collections.Counter(),
+                                                         collections.Counter()])
                 slot[0] += 1
+                if record.arrival:
+                    slot[4][record.arrival[:16]] += 1      # per minute, for qshape's age buckets
+                    facts.newest_arrival = max(facts.newest_arrival or "", record.arrival)
                 if record.arrival and (slot[1] is None or record.arrival < slot[1]):
                     slot[1] = record.arrival
                 if len(slot[2]) < EXAMPLES:
@@ -794,13 +799,43 @@ def _blocklist_findings(facts: _Facts) -> list[Finding]:
     return findings
 
 
+QSHAPE_BUCKETS = (5, 10, 20, 40, 80, 160, 320, 640, 1280)   # qshape's default geometric minutes
+
+
+def _qshape_buckets(minutes: collections.Counter, newest: str | None) -> dict[str, int]:
+    """Messages per age bucket like qshape (`0-5`, `5-10`, ... `1280+` minutes), ages
+    measured from the newest arrival in the spool: a copied spool has no 'now'."""
+    import datetime as _dt
+
+    out = {f"{lo}-{hi}": 0 for lo, hi in zip((0,) + QSHAPE_BUCKETS, QSHAPE_BUCKETS)}
+    out[f"{QSHAPE_BUCKETS[-1]}+"] = 0
+    if not newest:
+        return out
+    try:
+        ref = _dt.datetime.strptime(newest[:16], "%Y-%m-%dT%H:%M")
+    except ValueError:
+        return out
+    for minute, count in minutes.items():
+        try:
+            age = (ref - _dt.datetime.strptime(minute, "%Y-%m-%dT%H:%M")).total_seconds() / 60
+        except ValueError:
+            continue
+        for lo, hi in zip((0,) + QSHAPE_BUCKETS, QSHAPE_BUCKETS):
+            if age < hi:
+                out[f"{lo}-{hi}"] += count
+                break
+        else:
+            out[f"{QSHAPE_BUCKETS[-1]}+"] += count
+    return out
+
+
 def _stuck_findings(facts: _Facts) -> list[Finding]:
     rows = []
-    for domain, (count, oldest, ids, statuses) in facts.waiting.items():
+    for domain, (count, oldest, ids, statuses, minutes) in facts.waiting.items():
         if count >= STUCK_MIN_MESSAGES:
             last = statuses.most_common(1)[0][0] if statuses else None
             rows.append({"domain": domain, "messages": count, "oldest": oldest, "examples": ids,
-                         "top_status": last})
+                         "top_status": last, "age_minutes": _qshape_buckets(minutes, facts.newest_arrival)})
     if not rows:
         return []
     rows.sort(key=lambda r: (-r["messages"], r["domain"]))
@@ -809,7 +844,8 @@ def _stuck_findings(facts: _Facts) -> list[Finding]:
         id="stuck-destinations",
         severity="high" if total >= 50 else "medium",
         title=f"Deferred mail piling up for {len(rows)} destination(s) ({total} message(s))",
-        evidence={"count": total, "threshold": STUCK_MIN_MESSAGES, "destinations": rows[:GROUP_ROWS * 3]},
+        evidence={"count": total, "threshold": STUCK_MIN_MESSAGES, "age_reference": facts.newest_arrival,
+                  "destinations": rows[:GROUP_ROWS * 3]},
         cause=("Messages wait in the queue for these destinations: the destination refuses or "
                "cannot be reached (see top_status), or the queue is full of relayed spam to "
                "domains that refuse it."),

@@ -251,6 +251,9 @@ def test_stuck_destinations_qshape_view():
     assert rows["slow.example"]["messages"] == 7
     assert rows["slow.example"]["oldest"] == "2026-11-20T00:00:00Z"
     assert "Connection refused" in rows["slow.example"]["top_status"]
+    # qshape age buckets from the newest arrival (2026-11-22): 2 of 7 are 0-5 min, the rest 1280+
+    ages = rows["slow.example"]["age_minutes"]
+    assert ages["0-5"] == 2 and ages["1280+"] == 5 and sum(ages.values()) == 7
 
 
 def test_event_1708_accounts_are_counted():
@@ -398,8 +401,9 @@ def test_trace_verdicts_decide_between_the_two_cases():
 
 
 def test_statuses_are_counted_in_bounded_memory(monkeypatch):
-    from queuetool import diagnose as diagnose_module
+    import sys
 
+    diagnose_module = sys.modules["queuetool.diagnose"]   # queuetool.diagnose is also the function
     monkeypatch.setattr(diagnose_module._Observations, "KEEP_LIMIT", 5)
     records = [record(f"K{i}", recipients=[f"u@d{i % 3}.example"],
                       status="host mx.d.example[192.0.2.1] said: 550 5.7.1 policy") for i in range(40)]
