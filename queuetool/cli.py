@@ -457,9 +457,9 @@ def recover_command(qdir: Path, mta_config: str | None) -> None:
 
 # ---- trace: which account sent it ----
 
-TRACE_COLUMNS = (("verdict", "VERDICT", 11), ("who", "ACCOUNT/CLIENT", 18), ("messages", "MSGS", 5),
+TRACE_COLUMNS = (("verdict", "VERDICT", 11), ("who", "ACCOUNT/CLIENT", 22), ("messages", "MSGS", 5),
                  ("flagged", "FLAG", 5), ("recipients", "RCPTS", 6), ("domains", "DOMS", 5),
-                 ("ips", "IPS", 4), ("failed_logins", "FAIL", 5), ("why", "EVIDENCE", 0))
+                 ("ips", "IPS", 4), ("failed_logins", "FAIL", 0))
 
 
 @main.command("trace")
@@ -500,16 +500,21 @@ def trace_command(spool: Path, mta: str | None, logs: tuple[Path, ...], local_do
         return
     rows = entries if fmt == "jsonl" else [
         dict(entry, who=entry["account"] or f"{entry['kind']}:{entry['client']}",
-             domains=len(entry["recipient_domains"]), ips=len(entry["client_ips"]),
-             why="; ".join(entry["evidence"]) or "-") for entry in entries]
+             domains=len(entry["recipient_domains"]), ips=len(entry["client_ips"])) for entry in entries]
     columns = TRACE_COLUMNS if fmt != "csv" else tuple((k, k, 0) for k in entries[0]) if entries else TRACE_COLUMNS
     output.write_rows(rows, fmt, sys.stdout, columns)
     if fmt == "table":
         for entry in entries:
-            if entry["remedy"]:
-                click.echo(f"\n{entry['account'] or entry['client']} ({entry['verdict']}):")
-                for step in entry["remedy"]:
-                    click.echo(f"  - {step}")
+            if entry["verdict"] == "normal" and not entry["evidence"]:
+                continue
+            click.echo(f"\n{entry['account'] or entry['kind'] + ':' + str(entry['client'])} ({entry['verdict']}):")
+            if entry["first_seen"]:
+                click.echo(f"  seen: {entry['first_seen']} .. {entry['last_seen']} from "
+                           f"{', '.join(entry['client_ips'][:6]) or 'the server itself'}")
+            for why in entry["evidence"]:
+                click.echo(f"  why: {why}")
+            for step in entry["remedy"]:
+                click.echo(f"  do:  {step}")
 
 
 @main.command("diagnose")

@@ -499,6 +499,10 @@ def remedy_for(entry: AccountTrace) -> list[str]:
         return []
     mtas = sorted(entry.mtas) or ["postfix"]
     steps: list[str] = []
+    if entry.kind == "account" and not entry.messages:
+        who = entry.account or "the account"
+        return [f"Someone is guessing the password of {who}: if the account exists, give it a strong password "
+                "(or disable it); block the guessing addresses at the firewall (fail2ban or similar)"]
     if entry.kind == "account":
         who = entry.account or "the account"
         steps.append(f"Reset the password of {who} now (or disable the account until its owner is reached); "
