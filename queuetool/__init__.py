@@ -11,7 +11,7 @@ from .model import RECORD_KEYS, QueuedMessage, QueueUnit, RuleHit
 from .scan import scan
 from .spools import MultiSpool, Spool, SpoolError, find_spools, open_spool
 from .ops import purge, quarantine, recover, restore, select
-from .diagnose import diagnose
+from . import diagnose  # callable: queuetool.diagnose(spool, logs=[...]) -> diagnose.DiagnoseResult
 from . import trace  # callable: queuetool.trace(spool, logs=[...]) -> trace.TraceResult
 
 __all__ = [

@@ -19,6 +19,8 @@ import collections
 import csv
 import ipaddress
 import re
+import sys
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -1484,3 +1486,14 @@ def _evidence_line(evidence: dict[str, Any]) -> str:
                 shown.append(f"{label} ({number})" if number is not None else str(label))
         parts.append(f"{key.replace('by_', '').replace('_', ' ')}: {', '.join(shown)}")
     return "; ".join(parts)
+
+
+class _CallableModule(types.ModuleType):
+    """`queuetool.diagnose(spool, ...)` calls `diagnose()`; the module's other names
+    (DiagnoseResult, render_text ...) stay reachable (same pattern as queuetool.trace)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> DiagnoseResult:
+        return diagnose(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -401,9 +401,8 @@ def test_trace_verdicts_decide_between_the_two_cases():
 
 
 def test_statuses_are_counted_in_bounded_memory(monkeypatch):
-    import sys
+    import queuetool.diagnose as diagnose_module
 
-    diagnose_module = sys.modules["queuetool.diagnose"]   # queuetool.diagnose is also the function
     monkeypatch.setattr(diagnose_module._Observations, "KEEP_LIMIT", 5)
     records = [record(f"K{i}", recipients=[f"u@d{i % 3}.example"],
                       status="host mx.d.example[192.0.2.1] said: 550 5.7.1 policy") for i in range(40)]
@@ -560,3 +559,12 @@ def test_exchange2016_ndrs_and_protocol_log():
     assert "kb895853-s5-destination-requires-auth" in result.ids()
     failed = result.by_id("status-535")                 # SmtpReceive '535 5.7.3 Authentication unsuccessful'
     assert failed is not None and failed.evidence["by_client"][0]["key"].startswith("203.0.113.")
+
+
+def test_package_level_call_keeps_the_module():
+    import queuetool
+    import queuetool.diagnose as diagnose_module
+
+    assert queuetool.diagnose is diagnose_module and callable(queuetool.diagnose)
+    result = queuetool.diagnose(records=[], settings=OURS, use_trace=False)
+    assert isinstance(result, diagnose_module.DiagnoseResult) and result.findings == []
