@@ -429,8 +429,8 @@ def detect(root: Path) -> int:
     root = Path(root)
     dirs = [name for name in QUEUES + LOG_QUEUES + MARKER_DIRS if (root / name).is_dir()]
     queue_dirs = [name for name in dirs if name in QUEUES]
-    if len(queue_dirs) < 2:
-        return 0
+    if not queue_dirs:
+        return 0  # a copy of just deferred/ still counts: the file signature decides
     checked = 0
     for queue in queue_dirs:
         for rel, _entry in fsutil.walk_files(root, queue):

@@ -551,3 +551,15 @@ def test_huge_header_line_is_cut_in_header_only_reads(tmp_path):
     assert len(quick.header("X-Big") or "") <= 64 * 1024
     full = postfix.read_unit(root, unit, full=True)
     assert full.error is None and len(full.header("X-Big")) == len(big) - len(b"X-Big: ")
+
+
+def test_a_copy_of_only_the_deferred_queue_is_still_postfix(spool, tmp_path):
+    partial = tmp_path / "only-deferred"
+    shutil.copytree(spool / "deferred", partial / "deferred")
+    assert detect_mta(partial) == "postfix"
+    ids = {r.id for r in queuetool.scan(partial)}
+    assert ids == {r.id for r in queuetool.scan(spool) if r.queue == "deferred"}
+    text_only = tmp_path / "not-postfix"
+    (text_only / "deferred").mkdir(parents=True)
+    (text_only / "deferred" / "notes.txt").write_text("C is for cookie\n")
+    assert detect_mta(text_only) != "postfix"
