@@ -21,6 +21,7 @@ from __future__ import annotations
 import bisect
 import collections
 import ipaddress
+import re
 import statistics
 import sys
 import types
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from .logs import LogEvent, LogMessage, LogSet, Session, read_logs, to_epoch
+from .logs import LogEvent, LogMessage, LogSet, Session, iso_from_parts, read_logs, to_epoch
 from .logs.windows_events import account_name, auth_1708, failed_logon
 from .model import QueuedMessage
 from .received import header_auth, parse_chain
@@ -46,6 +47,8 @@ SET_CAP = 256
 UNNAMED_LOGIN = "(authenticated)"
 VERDICT_RANK = {"compromised": 0, "suspicious": 1, "normal": 2}
 COMPROMISED_POINTS = 6.0
+# More recipients than this in one hour from one account is a signal (Exim wiki / postfwd style caps).
+RECIPIENTS_PER_HOUR = 50
 SUSPICIOUS_POINTS = 3.0
 
 
@@ -159,6 +162,7 @@ class LogIndex:
     by_queue_id: dict[tuple[str, str], tuple[Session, LogMessage]] = field(default_factory=dict)
     by_message_id: dict[str, list[tuple[Session, LogMessage]]] = field(default_factory=dict)
     joins: dict[str, Any] = field(default_factory=dict)
+    by_sendmail_pid: dict[int, list[Session]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, logset: LogSet) -> "LogIndex":
@@ -166,6 +170,8 @@ class LogIndex:
         index.joins["event1708"] = join_event_1708(logset)
         index.joins["exchange"] = join_exchange_sessions(logset)
         for session in logset.sessions:
+            if session.source == "sendmail" and isinstance(session.details.get("pid"), int):
+                index.by_sendmail_pid.setdefault(session.details["pid"], []).append(session)
             for message in session.messages:
                 if message.queue_id and session.source in QUEUE_ID_SOURCES:
                     index.by_queue_id[(QUEUE_ID_SOURCES[session.source], message.queue_id)] = (session, message)
@@ -179,6 +185,11 @@ class LogIndex:
         hit = self.by_queue_id.get((record.mta, record.id))
         if hit is not None:
             return hit
+        if record.mta == "sendmail":
+            pid = _sendmail_pid(record)
+            session = _sendmail_by_pid(self.by_sendmail_pid.get(pid, []), record) if pid is not None else None
+            if session is not None:
+                return session, LogMessage(queue_id=record.id)
         key = normalize_message_id(record.message_id)
         options = self.by_message_id.get(key or "", [])
         if not options:
@@ -194,6 +205,46 @@ class LogIndex:
         best = min(options, key=lambda o: (gap(o), o[0].auth_user is None))
         return best if gap(best) <= MESSAGE_ID_WINDOW_SECONDS or len(options) == 1 else None
 
+
+def _sendmail_pid(record: QueuedMessage) -> int | None:
+    """The sm-mta process id: the reader's, else the queue id's tail (YMDhmsNN + pid)."""
+    pid = record.details.get("pid")
+    if isinstance(pid, int):
+        return pid
+    match = re.match(r"^[0-9A-Za-z]{8}(\d{6,})$", record.id or "")
+    return int(match.group(1)) if match else None
+
+
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _sendmail_id_time(queue_id: str, year: int) -> float | None:
+    """UTC time a sendmail queue id encodes (`YMDhmsNN...`, sendmail queue.c), in `year`."""
+    try:
+        month, day, hour, minute, second = (_BASE62.index(c) for c in queue_id[1:6])
+    except (ValueError, IndexError):
+        return None
+    return to_epoch(iso_from_parts(year, month + 1, day, hour, minute, second))
+
+
+def _sendmail_by_pid(sessions: list[Session], record: QueuedMessage) -> Session | None:
+    """The connection of a unit the log never saw by queue id (e.g. caught mid-DATA):
+    same sm-mta pid, started shortly before the unit's arrival (or its queue id's time)."""
+    best, best_gap = None, SENDMAIL_PID_WINDOW_SECONDS
+    for session in sessions:
+        start = to_epoch(session.start)
+        if start is None:
+            continue
+        when = to_epoch(record.arrival) or _sendmail_id_time(record.id, int(session.start[:4]))
+        if when is None or start > when + JOIN_WINDOW_SECONDS:
+            continue
+        if when - start <= best_gap:
+            best, best_gap = session, when - start
+    return best
+
+
+# A sendmail connection is joined to a unit by pid only this close before its arrival.
+SENDMAIL_PID_WINDOW_SECONDS = 3600
 
 QUEUE_ID_SOURCES = {"postfix": "postfix", "exim": "exim", "sendmail": "sendmail"}
 LOG_SOURCE_LABEL = {"exchange-tracking": "exchange-tracking", "exchange-protocol": "exchange-protocol"}
@@ -305,6 +356,7 @@ class AccountTrace:
     log_logins: int = 0
     ips_per_day: dict[str, set[str]] = field(default_factory=dict)
     per_hour: collections.Counter = field(default_factory=collections.Counter)
+    recipients_per_hour: collections.Counter = field(default_factory=collections.Counter)
     max_recipients: int = 0
     evidence_sources: collections.Counter = field(default_factory=collections.Counter)
     mtas: set[str] = field(default_factory=set)
@@ -425,6 +477,11 @@ def judge(entry: AccountTrace) -> None:
         if peak >= 10 and peak >= 5 * max(baseline, 1):
             points += 1
             evidence.append(f"burst of {peak} messages in the hour {peak_hour}:00 (baseline {baseline:g})")
+    if entry.recipients_per_hour:
+        hour, peak = entry.recipients_per_hour.most_common(1)[0]
+        if peak >= RECIPIENTS_PER_HOUR:
+            points += 1
+            evidence.append(f"{peak} recipients in the hour {hour}:00")
     odd = sorted(h for h in entry.helos if _odd_helo(h, None))
     if len(entry.helos) >= 3:
         points += 1
@@ -614,6 +671,7 @@ def collect(records: Iterable[QueuedMessage], settings: Any, index: LogIndex | N
         entry.see_time(record.arrival)
         if record.arrival:
             entry.per_hour[record.arrival[:13]] += 1
+            entry.recipients_per_hour[record.arrival[:13]] += len(recipients)
         if record.auth_evidence:
             entry.evidence_sources[record.auth_evidence.split(" ", 1)[0]] += 1
         if entry.kind == "account" and login != UNNAMED_LOGIN:

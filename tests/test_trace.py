@@ -269,3 +269,16 @@ def _empty_eml_spool():
     root = Path(tempfile.mkdtemp())
     (root / "a.eml").write_bytes(b"From: a@example.com\r\nTo: b@example.com\r\nSubject: hi\r\n\r\nbody\r\n")
     return root
+
+
+def test_sendmail_unit_unknown_to_the_log_joins_its_connection_by_pid():
+    """A unit caught mid-DATA (df only) has no `from=` line: the pid in its queue id joins it."""
+    auth = Session("sendmail", start="2026-11-27T06:01:46Z", auth_user="scanner", client_ip="203.0.113.88",
+                   details={"pid": 5454})
+    older = Session("sendmail", start="2026-11-27T03:00:00Z", auth_user="alice", details={"pid": 5454})
+    # 6AR61jHZ: 2026, month index 10 (Nov), day 27, 06:01:43 -- encoded in the queue id
+    record = QueuedMessage(mta="sendmail", id="6AR61jHZ005454", queue="incomplete")
+    [out] = enrich_records([record], LogSet(sessions=[older, auth]))
+    assert (out.auth_user, out.auth_evidence, out.client_ip) == ("scanner", "log:sendmail", "203.0.113.88")
+    other_pid = QueuedMessage(mta="sendmail", id="6AR61jHZ009999", queue="incomplete")
+    assert list(enrich_records([other_pid], LogSet(sessions=[auth])))[0].auth_user is None

@@ -72,7 +72,7 @@ def read_log(path: str | Path, stats: LogStats | None = None) -> Iterator[Sessio
                 stale = True
         if session is None or stale:
             session = Session(FORMAT, str(path), session_id=f"{key[0]}:{key[1]}@{when}", start=when,
-                              client_ip=ip, client_name=name)
+                              client_ip=ip, client_name=name, details={"pid": key[1]})
             sessions.append(session)
             current[key] = session
         session.end = when
