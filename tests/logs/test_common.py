@@ -94,3 +94,49 @@ def test_every_reader_survives_random_and_mutated_lines(tmp_path_factory, parts,
         assert opened.stats.error is None or "reader failed" not in opened.stats.error, opened.stats.error
         assert all(type(item).__name__ in ("Session", "LogEvent") for item in items)
     detect_log(path)
+
+
+def _real_lines() -> list[str]:
+    """Lines from the committed corpora's logs, one sample per log format."""
+    from corpus import CORPORA
+
+    lines: list[str] = []
+    for path in sorted(CORPORA.glob("*/logs/*")) + sorted(CORPORA.glob("*/spool/**/*.log")) + sorted(
+            CORPORA.glob("*/spool/**/*.LOG")) + sorted(CORPORA.glob("*/spool/EventLogs/*")):
+        if path.is_file() and path.stat().st_size < 2_000_000:
+            text = path.read_text("utf-8", "replace").splitlines()
+            lines.extend(text[:: max(1, len(text) // 40)])
+    return lines or [POSTFIX_LINE.strip()]
+
+
+REAL_LINES = _real_lines()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_readers_survive_mutated_real_lines(tmp_path_factory, data):
+    lines = data.draw(st.lists(st.sampled_from(REAL_LINES), min_size=1, max_size=12))
+    mutated = []
+    for line in lines:
+        cut = data.draw(st.integers(0, len(line)))
+        action = data.draw(st.sampled_from(["keep", "truncate", "insert", "drop_field", "dup_field"]))
+        if action == "truncate":
+            line = line[:cut]
+        elif action == "insert":
+            line = line[:cut] + data.draw(st.text(max_size=8)) + line[cut:]
+        elif action in ("drop_field", "dup_field"):
+            sep = "," if line.count(",") > line.count(" ") else " "
+            parts = line.split(sep)
+            i = data.draw(st.integers(0, len(parts) - 1))
+            parts = parts[:i] + parts[i + 1:] if action == "drop_field" else parts[:i] + [parts[i]] + parts[i:]
+            line = sep.join(parts)
+        mutated.append(line)
+    header = data.draw(st.sampled_from(["", "#Fields: date time c-ip cs-username s-sitename s-computername s-ip "
+                                            "s-port cs-method cs-uri-stem cs-uri-query sc-status\n",
+                                        "Level,Date and Time,Source,Event ID,Task Category\n"]))
+    path = tmp_path_factory.mktemp("mut") / "log"
+    path.write_text(header + "\n".join(mutated), encoding="utf-8", errors="surrogatepass")
+    for fmt in LOG_MODULES:
+        opened = open_log(path, fmt)
+        list(opened)
+        assert opened.stats.error is None or "reader failed" not in opened.stats.error, opened.stats.error
