@@ -219,24 +219,45 @@ def replay(qdir: Path) -> dict[str, Txn]:
         if not isinstance(txn_id, str):
             continue
         if kind == "begin":
-            txns[txn_id] = Txn(txn_id, line)
+            if _valid_begin(line):
+                txns[txn_id] = Txn(txn_id, line)
             continue
         txn = txns.get(txn_id)
         if txn is None:
             continue
-        if kind == "copied":
-            txn.copied[line.get("path")] = line
-        elif kind == "removed":
-            txn.removed.add(line.get("path"))
-        elif kind == "placed":
-            txn.placed.add(line.get("path"))
-        elif kind == "unstored":
-            txn.unstored.add(line.get("stored"))
+        if kind == "copied" and isinstance(line.get("path"), str) and isinstance(line.get("sha256"), str):
+            txn.copied[line["path"]] = line
+        elif kind == "removed" and isinstance(line.get("path"), str):
+            txn.removed.add(line["path"])
+        elif kind == "placed" and isinstance(line.get("path"), str):
+            txn.placed.add(line["path"])
+        elif kind == "unstored" and isinstance(line.get("stored"), str):
+            txn.unstored.add(line["stored"])
         elif kind == "manifested":
             txn.manifested = True
         elif kind == "commit":
             txn.commit = line
     return txns
+
+
+_BEGIN_FILE_KEYS = {"quarantine": ("path", "orig", "stored"), "restore": ("path", "stored", "sha256"),
+                    "discard": ("stored",), "hold": ()}
+
+
+def _valid_begin(line: dict[str, Any]) -> bool:
+    """A begin entry this code could have written (a damaged one is left alone)."""
+    keys = _BEGIN_FILE_KEYS.get(line.get("op"))  # type: ignore[arg-type]
+    files = line.get("files", [])
+    if keys is None or not isinstance(files, list):
+        return False
+    if line.get("op") in ("quarantine", "restore", "hold") and not isinstance(line.get("spool"), str):
+        return False
+    if line.get("op") in ("restore", "discard") and not isinstance(line.get("of"), str):
+        return False
+    if line.get("op") == "hold" and not (isinstance(line.get("ids"), list)
+                                         and all(isinstance(i, str) for i in line["ids"])):
+        return False
+    return all(isinstance(f, dict) and all(isinstance(f.get(k), str) for k in keys) for f in files)
 
 
 @dataclass
@@ -269,11 +290,14 @@ def held_units(qdir: Path, txns: dict[str, Txn] | None = None) -> list[HeldUnit]
             continue
         if txn.txn in gone:
             continue
-        files = []
-        for planned in txn.files:
-            facts = dict(txn.copied.get(planned["path"], {}))
-            facts.update({"path": planned["orig"], "stored": planned["stored"], "source": planned["path"]})
-            files.append(facts)
+        try:
+            files = []
+            for planned in txn.files:
+                facts = dict(txn.copied.get(planned["path"], {}))
+                facts.update({"path": planned["orig"], "stored": planned["stored"], "source": planned["path"]})
+                files.append(facts)
+        except (KeyError, TypeError, ValueError):
+            continue  # a malformed (hand-edited?) entry holds nothing we could restore safely
         out.append(HeldUnit(txn.txn, txn.begin.get("unit", ""), txn.begin.get("mta", ""),
                             txn.begin.get("queue"), txn.begin.get("spool", ""), files,
                             txn.begin.get("removal", "unlink")))
@@ -316,6 +340,10 @@ def recover(qdir: str | Path, mta_config: str | None = None) -> RecoveryResult:
                 continue
             except OSError as exc:
                 result.problems.append(f"{txn.txn}: {exc}")
+                continue
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                result.problems.append(f"{txn.txn}: malformed journal entry ({type(exc).__name__}: {exc}); "
+                                       "left as it is for a human to look at")
                 continue
             (result.completed if outcome == "completed" else result.rolled_back).append(txn.txn)
         audit(qdir, "recover", completed=result.completed, rolled_back=result.rolled_back,

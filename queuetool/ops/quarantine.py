@@ -576,13 +576,16 @@ def _place_all(qdir: Path, rtxn: str, files: list[dict[str, Any]], target: Path)
                 continue
             problems.append(f"{dest} exists; not overwritten")
             continue
-        _make_dirs(target, os.path.dirname(rel))
-        dest = fsutil.resolve_inside(target, rel, fresh=True)
-        tmp = os.path.join(os.path.dirname(dest), _tmp_name(rtxn, index))
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
         fd, _st = _open_source(qdir, entry["stored"])
         try:
+            if sha256_fd(fd) != entry["sha256"]:   # check the copy before touching the target
+                problems.append(f"{entry['stored']}: fails its sha256 check; not restored")
+                continue
+            _make_dirs(target, os.path.dirname(rel))
+            dest = fsutil.resolve_inside(target, rel, fresh=True)
+            tmp = os.path.join(os.path.dirname(dest), _tmp_name(rtxn, index))
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
             digest = _write_new(tmp, _chunks(fd))
         finally:
             os.close(fd)

@@ -139,3 +139,56 @@ def test_journal_survives_a_torn_last_line(tmp_path) -> None:
     assert recover(qdir).problems == []
     quarantine(spool, qdir, make_selection(ids=["m001"]), apply=True)
     assert {u.unit for u in held_units(qdir)} == {"m000", "m001"}
+
+
+# ---- hostile or damaged books never crash recover / restore ----
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+                           max_leaves=8)
+HOSTILE_PATHS = st.sampled_from(["a/b", "../x", "/etc/passwd", "units/../../x", "", "q/U1", "x\x00y", "."])
+VALID_LOOKING = st.fixed_dictionaries({
+    "t": st.just("begin"), "txn": st.sampled_from(["a", "b"]),
+    "op": st.sampled_from(["quarantine", "restore", "discard"]),
+    "spool": st.sampled_from(["/nonexistent-queuetool-spool", "relative", "/proc/self"]),
+    "of": st.sampled_from(["a", "b"]),
+    "files": st.lists(st.fixed_dictionaries({"path": HOSTILE_PATHS, "orig": HOSTILE_PATHS, "stored": HOSTILE_PATHS,
+                                             "sha256": st.sampled_from(["0" * 64, "x"])}), max_size=3),
+}).map(lambda d: __import__("json").dumps(d).encode())
+COPIED = st.fixed_dictionaries({"t": st.just("copied"), "txn": st.sampled_from(["a", "b"]), "path": HOSTILE_PATHS,
+                                "sha256": st.just("0" * 64)}).map(lambda d: __import__("json").dumps(d).encode())
+JOURNAL_LINES = st.one_of(
+    VALID_LOOKING, COPIED,
+    st.binary(max_size=60),
+    st.fixed_dictionaries({"t": st.sampled_from(["begin", "copied", "removed", "placed", "unstored", "manifested",
+                                                 "commit", "x"]),
+                           "txn": st.sampled_from(["a", "b", 3]),
+                           "op": st.sampled_from(["quarantine", "restore", "discard", "hold", "zzz"]),
+                           "files": JSON_VALUES, "path": JSON_VALUES, "spool": JSON_VALUES,
+                           "result": st.sampled_from(["quarantined", "restored", 1])}).map(
+        lambda d: __import__("json").dumps(d).encode()),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(JOURNAL_LINES, max_size=8))
+def test_damaged_journal_never_crashes_recover(tmp_path, lines) -> None:
+    import shutil as _shutil
+
+    from queuetool.ops import plan_restore, recover
+    from queuetool.ops.journal import JOURNAL, open_qdir
+
+    qdir = tmp_path / "damaged"
+    _shutil.rmtree(qdir, ignore_errors=True)
+    open_qdir(qdir, create=True)
+    (qdir / JOURNAL).write_bytes(b"\n".join(lines))
+    result = recover(qdir)                      # problems are reported, never raised
+    assert isinstance(result.problems, list)
+    held_units(qdir)
+    try:
+        plan_restore(qdir)
+    except (RefusedError, ValueError):
+        pass
