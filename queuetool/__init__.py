@@ -9,14 +9,14 @@ Library first: every CLI verb is a function here.
 """
 from .model import RECORD_KEYS, QueuedMessage, QueueUnit, RuleHit
 from .scan import scan
-from .spools import MultiSpool, Spool, SpoolError, find_spools, open_spool
+from .spools import MultiSpool, Spool, SpoolError, find_logs, find_spools, open_spool
 from .ops import purge, quarantine, recover, restore, select
 from . import diagnose  # callable: queuetool.diagnose(spool, logs=[...]) -> diagnose.DiagnoseResult
 from . import trace  # callable: queuetool.trace(spool, logs=[...]) -> trace.TraceResult
 
 __all__ = [
     "RECORD_KEYS", "QueuedMessage", "QueueUnit", "RuleHit", "scan",
-    "MultiSpool", "Spool", "SpoolError", "find_spools", "open_spool",
+    "MultiSpool", "Spool", "SpoolError", "find_logs", "find_spools", "open_spool",
     "purge", "quarantine", "recover", "restore", "select",
     "diagnose", "trace",
 ]
