@@ -32,7 +32,7 @@ MBOX_CHUNK = 1 << 20
 MAX_MBOX_MESSAGE = 256 * 1024 * 1024
 _DETECT_SAMPLE = 20
 _INFO_SEPARATOR = re.compile(r"[:!;]2,")
-_MBOX_FROM_LINE = re.compile(rb"^From (\S*)[ \t]+(.*?)\r?$")
+_MBOX_FROM_LINE = re.compile(rb"^From (\S*)[ \t]*(.*?)\r?$")
 _MBOX_DATE_END = re.compile(rb"\d{4}\s*$")
 _MBOX_ESCAPED = re.compile(rb"(?m)^>(>*From )")
 
@@ -181,7 +181,11 @@ def _mbox_offset(unit: QueueUnit) -> int:
 
 
 def _read_mbox_message(root: Path, unit: QueueUnit, limit: int | None) -> tuple[bytes, bytes, int]:
-    """(From_ line, message bytes up to the next From_ line or `limit`, size or -1 if cut)."""
+    """(From_ line, message bytes up to the next From_ line or `limit`, message size or -1).
+
+    Past `limit` the file is only scanned (not kept) for the next From_ line, so the
+    size is known without holding the message.
+    """
     start = _mbox_offset(unit)
     wanted = MAX_MBOX_MESSAGE if limit is None else limit
     fd, st = fsutil.open_regular(root, unit.paths[0])
@@ -189,27 +193,35 @@ def _read_mbox_message(root: Path, unit: QueueUnit, limit: int | None) -> tuple[
         if start < 0 or start >= st.st_size:
             raise ValueError(f"offset {start} is outside the mbox file ({st.st_size} bytes)")
         os.lseek(fd, start, os.SEEK_SET)
-        data = b""
-        complete = False
-        while len(data) < wanted:
-            chunk = os.read(fd, MBOX_CHUNK)
+        kept = b""
+        total = 0
+        tail = b""
+        end = -1
+        while total < MAX_MBOX_MESSAGE:
+            chunk = os.read(fd, MBOX_CHUNK if total >= wanted else min(MBOX_CHUNK, wanted - total + 64))
             if not chunk:
-                complete = True
+                end = total
                 break
-            scan_from = max(len(data) - 6, 1)
-            data += chunk
-            nxt = data.find(b"\nFrom ", scan_from)
+            window = tail + chunk
+            nxt = window.find(b"\nFrom ", 1 if total == 0 else 0)
             if nxt >= 0:
-                data, complete = data[: nxt + 1], True
+                end = total - len(tail) + nxt + 1
+                chunk = window[len(tail): nxt + 1]
+            if len(kept) < wanted:
+                kept += chunk[: wanted - len(kept)]
+            total += len(chunk)
+            if end >= 0:
                 break
+            tail = window[-6:]
     finally:
         os.close(fd)
-    line_end = data.find(b"\n")
-    from_line = data[: line_end if line_end >= 0 else len(data)]
-    message = data[line_end + 1:] if line_end >= 0 else b""
+    line_end = kept.find(b"\n")
+    from_line = kept[: line_end if line_end >= 0 else len(kept)]
     if not _MBOX_FROM_LINE.match(from_line):
         raise ValueError(f"no mbox From_ line at offset {start}")
-    return from_line, message[:wanted], len(message) if complete else -1
+    message = kept[line_end + 1:] if line_end >= 0 else b""
+    size = end - line_end - 1 if end >= 0 and line_end >= 0 else -1
+    return from_line, message, size
 
 
 def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
@@ -219,7 +231,11 @@ def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
     if unit.queue == "mbox":
         st = fsutil.file_stat(root, rel)
         record.arrival = fsutil.iso_utc(st.st_mtime)
-        from_line, data, size = _read_mbox_message(root, unit, limit)
+        try:
+            from_line, data, size = _read_mbox_message(root, unit, limit)
+        except ValueError as exc:
+            record.add_error(str(exc))
+            return record
         record.size = size if size >= 0 else None
         match = _MBOX_FROM_LINE.match(from_line)
         record.details["mbox_from"] = match.group(1).decode("utf-8", "backslashreplace") if match else None

@@ -108,3 +108,16 @@ def test_random_maildir_files_never_raise(tmp_path, data, rel):
     (tmp_path / rel).write_bytes(data)
     for unit in eml.iter_units(tmp_path):
         json.dumps(eml.read_unit(tmp_path, unit).to_dict())
+
+
+def test_large_mbox_message_header_read_still_knows_its_size(tmp_path):
+    big = b"Subject: big\n\n" + b"x" * 70 + b"\n"
+    big = big + b"y" * (300 * 1024) + b"\n"
+    data = b"From a@b Thu Nov 26 10:00:00 2026\n" + big + b"From c@d Thu Nov 26 10:01:00 2026\nSubject: next\n\n"
+    (tmp_path / "box").write_bytes(data)
+    units = list(eml.iter_units(tmp_path))
+    assert [u.id for u in units] == ["box:0", f"box:{data.index(b'From c@d')}"]
+    first = eml.read_unit(tmp_path, units[0])
+    assert first.subject == "big" and first.size == len(big) and first.error is None
+    assert eml.read_message_bytes(tmp_path, units[0]) == big
+    assert eml.read_unit(tmp_path, units[1]).subject == "next"
