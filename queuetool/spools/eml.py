@@ -226,6 +226,14 @@ def _read_mbox_message(root: Path, unit: QueueUnit, limit: int | None) -> tuple[
 
 def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
     record = QueuedMessage(mta=MTA, id=unit.id, queue=unit.queue, files=list(unit.paths))
+    try:
+        _read_into(root, unit, record, full)
+    except OSError as exc:  # vanished, unreadable, a symlink, a directory
+        record.add_error(f"cannot read {unit.paths[0]}: {exc.strerror or exc}")
+    return record
+
+
+def _read_into(root: Path, unit: QueueUnit, record: QueuedMessage, full: bool) -> None:
     rel = unit.paths[0]
     limit = None if full else HEAD_READ_LIMIT
     if unit.queue == "mbox":
@@ -235,7 +243,7 @@ def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
             from_line, data, size = _read_mbox_message(root, unit, limit)
         except ValueError as exc:
             record.add_error(str(exc))
-            return record
+            return
         record.size = size if size >= 0 else None
         match = _MBOX_FROM_LINE.match(from_line)
         record.details["mbox_from"] = match.group(1).decode("utf-8", "backslashreplace") if match else None
@@ -256,7 +264,6 @@ def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
     apply_headers(record, parse_header_block(block))
     if not record.headers:
         record.add_error("no RFC 5322 header fields found")
-    return record
 
 
 def read_message_bytes(root: Path, unit: QueueUnit) -> bytes:

@@ -303,6 +303,14 @@ def _header_envelope(record: QueuedMessage) -> None:
 
 def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
     record = QueuedMessage(mta=MTA, id=unit.id, queue=unit.queue, files=list(unit.paths))
+    try:
+        _read_into(root, unit, record, full)
+    except OSError as exc:  # vanished, unreadable, a symlink, a directory
+        record.add_error(f"cannot read {unit.paths[0]}: {exc.strerror or exc}")
+    return record
+
+
+def _read_into(root: Path, unit: QueueUnit, record: QueuedMessage, full: bool) -> None:
     rel = unit.paths[0]
     suffix = "." + rel.rpartition(".")[2].lower()
     if suffix in _STATES:
@@ -318,7 +326,7 @@ def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
     apply_headers(record, headers)
     if not headers:
         record.add_error("no RFC 5322 header fields found")
-        return record
+        return
     env = parse_injected_block(block)
     if env is not None:
         record.sender = "" if env.sender in ("", "<>") else env.sender
@@ -349,7 +357,6 @@ def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
         record.details["org_headers"] = auth
         if auth["trusted"]:
             _apply_trusted_auth(record, auth, env)
-    return record
 
 
 def _apply_trusted_auth(record: QueuedMessage, auth: dict[str, Any], env: InjectedEnvelope | None) -> None:

@@ -349,9 +349,17 @@ def _fill_from_message(record: QueuedMessage, data: bytes, truncated_read: bool)
 
 def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
     record = QueuedMessage(mta=MTA, id=unit.id, queue=unit.queue, files=list(unit.paths))
+    try:
+        _read_into(root, unit, record, full)
+    except OSError as exc:  # vanished, unreadable, a symlink, a directory
+        record.add_error(f"cannot read {unit.paths[0]}: {exc.strerror or exc}")
+    return record
+
+
+def _read_into(root: Path, unit: QueueUnit, record: QueuedMessage, full: bool) -> None:
     if unit.queue == "badmail":
         _read_badmail(root, unit, record, full)
-        return record
+        return
     rel = unit.paths[0]
     limit = None if full else HEAD_READ_LIMIT
     data, st = fsutil.read_file_and_stat(root, rel, limit)
@@ -372,7 +380,6 @@ def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
     else:
         record.details["envelope"] = ENVELOPE_NOTE
     _fill_from_message(record, data, truncated)
-    return record
 
 
 def _member(unit: QueueUnit, suffix: str) -> str | None:
