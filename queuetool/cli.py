@@ -29,15 +29,54 @@ class QueuetoolError(click.ClickException):
         click.echo(f"queuetool: {self.format_message()}", err=True)
 
 
+def global_flag(name: str) -> bool:
+    """The group's --quiet/--verbose, seen from inside any verb (False outside a click context)."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and isinstance(ctx.find_root().obj, dict) and ctx.find_root().obj.get(name))
+
+
+def note(message: str) -> None:
+    """An informational line on stderr (not an error); `queuetool --quiet` drops it."""
+    if not global_flag("quiet"):
+        click.echo(f"queuetool: {message}", err=True)
+
+
 def fail_cleanly(func: Callable) -> Callable:
+    """Expected failures (bad input, unreadable file) become one line on stderr, exit 1.
+
+    `queuetool --verbose` prints the traceback first. A closed stdout (`| head`) ends quietly.
+    """
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except BrokenPipeError:
+            stop_writing_to_closed_stdout()
+            sys.exit(EXIT_ERROR)
         except (SpoolError, OSError, ValueError) as exc:
-            raise QueuetoolError(str(exc)) from None
+            raise one_line_error(exc) from None
 
     return wrapper
+
+
+def one_line_error(exc: Exception) -> QueuetoolError:
+    """The error as one line for the user; with `queuetool --verbose` the traceback first."""
+    if global_flag("verbose"):
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    return QueuetoolError(str(exc))
+
+
+def stop_writing_to_closed_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so the interpreter's final flush stays silent."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass  # not a real file descriptor (e.g. click's test runner)
 
 
 def spool_argument(func: Callable) -> Callable:
@@ -60,7 +99,8 @@ def log_options(func: Callable) -> Callable:
 
 
 def progress_wanted(quiet: bool = False) -> bool:
-    return not quiet and sys.stderr.isatty()
+    """Progress bars go to stderr, only when it is a terminal and neither -q flag is given."""
+    return not quiet and not global_flag("quiet") and sys.stderr.isatty()
 
 
 def domain_options(func: Callable) -> Callable:
@@ -91,12 +131,11 @@ def domain_options(func: Callable) -> Callable:
                                      shared_domains=kwargs.pop("shared_domains"))
             if not settings.our_domains and kwargs.get("spool") is not None:
                 settings = infer_settings(kwargs["spool"], settings, mta=kwargs.get("mta"))
-                click.echo(f"queuetool: no --local-domain given; inferred: "
-                           f"{', '.join(sorted(settings.local_domains)) or 'none'} "
-                           f"({settings.inference_evidence}); verdicts are marked 'inferred_domains'",
-                           err=True)
+                note(f"no --local-domain given; inferred: "
+                     f"{', '.join(sorted(settings.local_domains)) or 'none'} "
+                     f"({settings.inference_evidence}); verdicts are marked 'inferred_domains'")
         except (SpoolError, OSError, ValueError) as exc:
-            raise QueuetoolError(str(exc)) from None
+            raise one_line_error(exc) from None
         kwargs["settings"] = settings
         return func(*args, **kwargs)
 
@@ -107,15 +146,26 @@ def domain_options(func: Callable) -> Callable:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="queuetool")
-def main() -> None:
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars and no informational notes on stderr.")
+@click.option("--verbose", "-v", is_flag=True, help="Full tracebacks for errors (for bug reports).")
+@click.pass_context
+def main(ctx: click.Context, quiet: bool, verbose: bool) -> None:
     """Mail-queue forensics and safe cleanup for compromised mail servers.
+
+    Times are shown in UTC (ISO-8601 with Z; table headings say UTC).
+    Exit codes: 0 ok, 1 error, 2 usage, 3 some units unreadable, 4 refused.
 
     \b
     Examples:
       queuetool scan /var/spool/postfix
       queuetool scan /mnt/evidence/server-c --format jsonl > records.jsonl
       queuetool show /var/spool/exim4 1qDO9M-0003B3-2p
+      queuetool -q summary /var/spool/postfix --by account
+    \b
+    Shell completion (bash; zsh and fish likewise):
+      eval "$(_QUEUETOOL_COMPLETE=bash_source queuetool)"
     """
+    ctx.obj = {"quiet": quiet, "verbose": verbose}
 
 
 @main.command("scan")
@@ -221,7 +271,12 @@ def show_command(spool: Path, mta: str | None, message_id: str, raw: bool, fmt: 
 @click.argument("corpora", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @fail_cleanly
 def demo_command(corpora: Path) -> None:
-    """Demo incident scan over the bundled corpora (what `python3 dev.py demo` runs)."""
+    """Demo incident scan over the bundled corpora (what `python3 dev.py demo` runs).
+
+    \b
+    Examples:
+      queuetool demo corpora
+    """
     from .demo import run_demo
 
     run_demo(corpora, sys.stdout)
@@ -443,7 +498,13 @@ def restore_command(qdir: Path, ids: tuple[str, ...], into: Path | None, apply: 
 @fail_cleanly
 @ops_errors
 def recover_command(qdir: Path, mta_config: str | None) -> None:
-    """Finish or roll back whatever a crash interrupted in QDIR (safe to run twice)."""
+    """Finish or roll back whatever a crash interrupted in QDIR (safe to run twice).
+
+    \b
+    Examples:
+      queuetool recover /root/q
+      queuetool recover /root/q --mta-config /etc/postfix
+    """
     from .ops import recover
 
     result = recover(qdir, mta_config=mta_config)
@@ -591,8 +652,7 @@ def summary_command(spool: Path, mta: str | None, settings: Any, logs: tuple[Pat
     else:
         output.write_rows(result.rows, fmt, sys.stdout, result.columns)
     if result.pooled_keys:
-        click.echo(f"queuetool: more than {len(result.rows)} distinct rows; the rest are pooled in '(other)'",
-                   err=True)
+        note(f"more than {len(result.rows)} distinct rows; the rest are pooled in '(other)'")
 
 
 # ---- report: the self-contained HTML incident report ----
