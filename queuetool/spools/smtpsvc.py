@@ -335,7 +335,7 @@ def _fill_from_message(record: QueuedMessage, data: bytes, truncated_read: bool)
         if decoded is None:
             record.details["original_arrival_time_raw"] = original[:200]
     content_type = (record.header("Content-Type") or "").lower()
-    if "multipart/report" in content_type and "dsn" not in record.details:
+    if "multipart/report" in content_type and record.queue != "badmail":  # BadMail parses its own
         report = parse_dsn(data)
         if report is not None:
             record.details["dsn"] = report.summary()
