@@ -14,6 +14,7 @@ import datetime as _dt
 import os
 import re
 import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -229,27 +230,27 @@ def _epoch(value: str) -> int | None:
     return int(value)
 
 
-class _Control:
-    """Everything read from one control file (plain holder, filled by parse_control)."""
+@dataclass
+class ControlFile:
+    """Everything read from one control file (filled by parse_control)."""
 
-    def __init__(self) -> None:
-        self.version: int | None = None
-        self.created: int | None = None
-        self.sender: str | None = None
-        self.recipients: list[dict] = []
-        self.header_lines: list[bytes] = []
-        self.header_flags: list[tuple[str, str]] = []
-        self.macros: dict[str, str] = {}
-        self.envelope_status: str | None = None
-        self.statuses: list[str] = []
-        self.facts: dict[str, object] = {}
-        self.problems: list[str] = []
-        self.ended = False
+    version: int | None = None
+    created: int | None = None
+    sender: str | None = None
+    recipients: list[dict] = field(default_factory=list)
+    header_lines: list[bytes] = field(default_factory=list)
+    header_flags: list[tuple[str, str]] = field(default_factory=list)
+    macros: dict[str, str] = field(default_factory=dict)
+    envelope_status: str | None = None
+    statuses: list[str] = field(default_factory=list)
+    facts: dict[str, object] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    ended: bool = False
 
 
-def parse_control(data: bytes) -> _Control:
+def parse_control(data: bytes) -> ControlFile:
     """Parse a qf/hf/Qf/tf body; never raises, oddities go to `problems`."""
-    ctl = _Control()
+    ctl = ControlFile()
     pending: dict[str, str] = {}  # Q, r and a recipient's M apply to the next R only
     controlling_user: str | None = None  # C applies until the next C (bare C resets)
     unknown: list[str] = []
@@ -330,7 +331,7 @@ def parse_control(data: bytes) -> _Control:
             ctl.recipients.append(entry)
         elif code == "H":
             flags, header = split_header_line(rest)
-            header, _macros = expand_meta(header)
+            header, _ = expand_meta(header)
             ctl.header_lines.append(header)
             name = decode_bytes(header.split(b":", 1)[0]).strip()
             ctl.header_flags.append((name, flags))
@@ -429,7 +430,7 @@ def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
 
     ctl = parse_control(data) if data is not None else None
     if ctl is not None:
-        _fill_from_control(record, ctl, data, control_rel, st)
+        _fill_from_control(record, ctl, control_rel, st)
 
     if df_rel is not None:
         try:
@@ -453,13 +454,13 @@ def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
     return record
 
 
-def _fill_from_control(record: QueuedMessage, ctl: _Control, data: bytes, rel: str,
-                       st) -> None:
+def _fill_from_control(record: QueuedMessage, ctl: ControlFile, rel: str,
+                       st: os.stat_result | None) -> None:
     details = record.details
-    details.update({k: v for k, v in ctl.facts.items()})
+    details.update(ctl.facts)
     record.sender = ctl.sender
     if ctl.sender and "r" in str(ctl.facts.get("flags", "")):
-        # EF_RESPONSE: sendmail's own DSN; smtpmailfrom() sends MAIL FROM:<> (usrerr.c/deliver.c)
+        # EF_RESPONSE: sendmail's own DSN; smtpmailfrom() sends MAIL FROM:<> (usersmtp.c)
         details["sender_stored"] = ctl.sender
         record.sender = ""
     record.recipients = [r["address"] for r in ctl.recipients]
