@@ -160,7 +160,10 @@ def parse_recipient(line: bytes) -> Recipient:
     `addr` | `addr orcpt len,dsn_flags errors_to len,pno#flags` (4.x) | `addr pno` |
     `addr d,pno,d` (Exim 3). Lengths delimit the optional fields.
     """
-    text = _text(line.rstrip(b" \t\r"))
+    line = line.rstrip(b" \t\r")
+    if line[-1:].isalpha() or line[-1:] in (b">", b"]", b"."):  # fast path: plain address
+        return Recipient(address=_text(line))
+    text = _text(line)
     match = re.search(r"#(\d{1,6})$", text)
     if match:
         flags = int(match.group(1))
@@ -197,16 +200,14 @@ def parse_recipient(line: bytes) -> Recipient:
 
 def _parse_option(hf: HeaderFile, cur: _Lines, line: bytes) -> None:
     """One `-name [value]` line; `--name` marks a tainted value, `--(quoter)name` a quoted one."""
-    body = line[1:]
-    tainted = body.startswith(b"-")
-    if tainted:
-        body = body[1:]
-    if body.startswith(b"("):
+    tainted = line[1:2] == b"-"
+    body = line[2:] if tainted else line[1:]
+    if body[:1] == b"(":
         close = body.find(b")")
         body = body[close + 1:] if close > 0 else body
     name_raw, sep, value_raw = body.partition(b" ")
-    name = _text(name_raw)
-    if name in ("aclc", "aclm", "acl"):
+    name = name_raw.decode("ascii", "backslashreplace")
+    if name[:3] == "acl" and name in ("aclc", "aclm", "acl"):
         # -aclc <name> <len>\n<len bytes>\n   (value may contain newlines) [EX acl.c, spool_in.c]
         parts = value_raw.split(b" ")
         var, length = (parts[0], _int(parts[1])) if len(parts) == 2 else (b"?", None)
@@ -443,6 +444,24 @@ def _unit_file(unit: QueueUnit, kind: str) -> str | None:
     return None
 
 
+def _read_bounded(root: Path, rel: str, limit: int) -> bytes:
+    """The first `limit` bytes, reading by the file's size (no limit-sized buffer)."""
+    fd, st = fsutil.open_regular(root, rel)
+    try:
+        chunks, left = [], limit
+        want = min(limit, st.st_size + 1)
+        while left > 0:
+            chunk = os.read(fd, min(left, want, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+            want = 1 << 16  # the file grew since fstat: keep going in small steps
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def _read_tail(root: Path, rel: str, limit: int) -> bytes:
     fd, st = fsutil.open_regular(root, rel)
     try:
@@ -474,7 +493,7 @@ def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
         _fill_arrival(record, None)
         return record
     try:
-        data = fsutil.read_file(root, h_rel, H_READ_LIMIT + 1)
+        data = _read_bounded(root, h_rel, H_READ_LIMIT + 1)
     except OSError as exc:
         record.add_error(f"{h_rel}: {exc.strerror or exc}")
         _fill_arrival(record, None)
@@ -503,11 +522,11 @@ def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
 
 
 def _fill_arrival(record: QueuedMessage, received: int | None) -> None:
-    seconds = received if received is not None else id_time(record.id)
-    record.arrival = fsutil.iso_utc(seconds)
     id_seconds = id_time(record.id)
+    seconds = received if received is not None else id_seconds
+    record.arrival = fsutil.iso_utc(seconds)
     if id_seconds is not None:
-        record.details["id_time"] = fsutil.iso_utc(id_seconds)
+        record.details["id_time"] = record.arrival if id_seconds == seconds else fsutil.iso_utc(id_seconds)
 
 
 def _fill_envelope(record: QueuedMessage, hf: HeaderFile) -> None:
@@ -618,7 +637,7 @@ def read_message_bytes(root: Path, unit: QueueUnit) -> bytes:
     h_rel, d_rel = _unit_file(unit, "H"), _unit_file(unit, "D")
     if h_rel is None or d_rel is None:
         raise FileNotFoundError(f"{unit.id}: needs both -H and -D files")
-    hf = parse_header_file(fsutil.read_file(root, h_rel, H_READ_LIMIT))
+    hf = parse_header_file(_read_bounded(root, h_rel, H_READ_LIMIT))
     body = fsutil.read_file(root, d_rel)
     head = b"".join(raw for flag, raw in hf.headers if flag != "*")
     return head + b"\n" + body[data_start_offset(unit.id):]
