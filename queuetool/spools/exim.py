@@ -364,7 +364,8 @@ def _is_spool_dir(root: Path) -> bool:
     return (root / "input").is_dir() and not (root / "input").is_symlink()
 
 
-def _sample_header_files(root: Path, rel_dir: str) -> Iterator[str]:
+def _sample_header_files(root: Path, rel_dir: str, depth: int = 0) -> Iterator[str]:
+    """-H files in rel_dir and its one-character (split spool) subdirectories."""
     base = root / rel_dir if rel_dir else root
     try:
         with os.scandir(base) as it:
@@ -375,8 +376,8 @@ def _sample_header_files(root: Path, rel_dir: str) -> Iterator[str]:
         rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
         if entry.name.endswith("-H") and _SPOOL_NAME.match(entry.name):
             yield rel
-        elif len(entry.name) == 1 and entry.is_dir(follow_symlinks=False):
-            yield from _sample_header_files(root, rel)
+        elif depth == 0 and len(entry.name) == 1 and entry.is_dir(follow_symlinks=False):
+            yield from _sample_header_files(root, rel, 1)
 
 
 def _looks_like_header_file(head: bytes, name: str) -> bool:

@@ -462,6 +462,25 @@ def test_detection_picks_exim_for_its_corpus_only(spool, tmp_path):
     assert exim.detect(tmp_path / "fake") == 0
 
 
+def test_split_only_spool_and_finput(tmp_path):
+    src = corpus_dir("exim") / "spool" / "input"
+    split = sorted(p for p in src.glob("?/*-[HD]"))[:4]
+    for path in split:
+        target = tmp_path / "split" / "input" / path.parent.name
+        target.mkdir(parents=True, exist_ok=True)
+        (target / path.name).write_bytes(path.read_bytes())
+    assert exim.detect(tmp_path / "split") >= 50
+    assert len(open_spool(tmp_path / "split")) == 2
+    flat = sorted(src.glob("*-H"))[0]
+    (tmp_path / "moved" / "Finput").mkdir(parents=True)
+    (tmp_path / "moved" / "input").mkdir()
+    for suffix in ("-H", "-D"):
+        name = flat.name[:-2] + suffix
+        (tmp_path / "moved" / "Finput" / name).write_bytes((src / name).read_bytes())
+    (unit,) = exim.iter_units(tmp_path / "moved")
+    assert unit.paths[0].startswith("Finput/") and exim.read_unit(tmp_path / "moved", unit).queue == "frozen"
+
+
 # ---------------------------------------------------------------- CLI
 def test_cli_scan_and_show(spool, records):
     target = by_subject(records, "Project plan v2").id
