@@ -343,12 +343,12 @@ def ops_errors(func: Callable) -> Callable:
 
 
 def _echo_plan_and_outcome(report: Any, fmt: str, apply: bool) -> None:
-    from .ops.plan import PLAN_COLUMNS, plan_rows
+    from .ops.plan import PLAN_COLUMNS, plan_rows, plan_table_rows
 
     out = sys.stdout
     plan = report.plan
     if not apply:
-        output.write_rows(plan_rows(plan), fmt, out, PLAN_COLUMNS)
+        output.write_rows(plan_table_rows(plan) if fmt == "table" else plan_rows(plan), fmt, out, PLAN_COLUMNS)
         if fmt == "table":
             refused = len(plan.units) - len(plan.actionable)
             files = sum(len(u.files) for u in plan.actionable)

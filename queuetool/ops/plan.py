@@ -89,6 +89,14 @@ def plan_rows(plan: Plan) -> Iterable[dict[str, Any]]:
         }
 
 
+def plan_table_rows(plan: Plan) -> Iterable[dict[str, Any]]:
+    """Rows for the human table: each unit, then one indented row per file with its size."""
+    for row, unit in zip(plan_rows(plan), plan.units):
+        yield row
+        for planned in unit.files:
+            yield {"id": "", "queue": "", "files": "", "bytes": planned.size, "why": f"- {planned.path}"}
+
+
 def single_spool(source: str | Path | Spool | MultiSpool, mta: str | None = None) -> Spool:
     """Operations act on one spool at a time (paths in the manifest are relative to it)."""
     opened = source if isinstance(source, (Spool, MultiSpool)) else open_spool(source, mta=mta)

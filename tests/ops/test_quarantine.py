@@ -242,6 +242,7 @@ def test_cli_dry_run_apply_restore_recover(tmp_path) -> None:
                                'header_from ~ "spam@*"'])
     assert dry.exit_code == 0, dry.output
     assert "dry run" in dry.output and "m000" in dry.output and file_table(spool) == before
+    assert "- m000.eml" in dry.output                      # each file of the plan is listed
     bad = runner.invoke(main, ["quarantine", str(spool), "--to", str(qdir), "--where", "header_from ~"])
     assert bad.exit_code == 2 and "column 14" in bad.output
     none = runner.invoke(main, ["quarantine", str(spool), "--to", str(qdir)])
