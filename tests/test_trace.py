@@ -9,7 +9,7 @@ from queuetool.config import Settings
 from queuetool.logs import LogEvent, LogMessage, LogSet, Session, read_logs
 from queuetool.model import QueuedMessage
 from queuetool.trace import (
-    AccountTrace, LogIndex, account_verdicts, collect, enrich_records, join_event_1708, judge,
+    LogIndex, account_verdicts, collect, enrich_records, join_event_1708, judge,
 )
 
 OURS = Settings(local_domains=frozenset({"example.com"}))
@@ -238,7 +238,7 @@ def test_cli_trace_json_and_table(tmp_path, monkeypatch):
 
 
 def test_cli_scan_log_enriches_records(tmp_path):
-    from corpus import CORPORA, copy_corpus
+    from corpus import copy_corpus
 
     spool = copy_corpus("exchange2003", tmp_path)
     logs = ["--log", str(spool / "EventLogs"), "--log", str(spool / "WINDOWS")]

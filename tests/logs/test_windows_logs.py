@@ -1,8 +1,7 @@
 """IIS SMTP W3C, Windows event exports and Exchange 2007+ protocol/tracking logs."""
 from queuetool.logs import LogEvent, read_logs
-from queuetool.logs.exchange_protocol import endpoint_ip, read_exchange_protocol_log
+from queuetool.logs.exchange_protocol import endpoint_ip
 from queuetool.logs.exchange_tracking import read_exchange_tracking_log
-from queuetool.logs.iis_w3c import read_iis_w3c_log
 from queuetool.logs.windows_events import account_name, auth_1708, parse_event_time, read_windows_events_log
 
 # research/exchange-formats.md §3 (ossec-docs Exchange 2000 sample), plus AUTH/RCPT lines
