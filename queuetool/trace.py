@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import email.utils
 import ipaddress
 import re
 import statistics
@@ -247,9 +248,6 @@ def _sendmail_by_pid(sessions: list[Session], record: QueuedMessage) -> Session 
 SENDMAIL_PID_WINDOW_SECONDS = 3600
 
 QUEUE_ID_SOURCES = {"postfix": "postfix", "exim": "exim", "sendmail": "sendmail"}
-LOG_SOURCE_LABEL = {"exchange-tracking": "exchange-tracking", "exchange-protocol": "exchange-protocol"}
-
-
 def _as_index(logs: LogIndex | LogSet | Sequence[str | Path] | None) -> LogIndex | None:
     if logs is None:
         return None
@@ -423,8 +421,6 @@ def _header_from(record: QueuedMessage) -> str | None:
     value = record.header_from
     if not value:
         return None
-    import email.utils
-
     return email.utils.parseaddr(value)[1] or None
 
 
