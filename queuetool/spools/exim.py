@@ -516,6 +516,8 @@ def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
         details["journal_recipients"] = journal
     _fill_headers(record, hf)
     _fill_size(root, record, hf, d_rel)
+    if full and d_rel is not None and record.size is not None:
+        _check_data_file(root, record, d_rel)
     msglog_rel = _unit_file(unit, "msglog")
     if msglog_rel:
         _fill_status(root, record, msglog_rel)
@@ -621,6 +623,17 @@ def _fill_size(root: Path, record: QueuedMessage, hf: HeaderFile, d_rel: str | N
     record.details["bp_size"] = format_size(record.size)
 
 
+def _check_data_file(root: Path, record: QueuedMessage, d_rel: str) -> None:
+    """`full` reads also check that -D starts with its own `<id>-D` line."""
+    try:
+        first = _read_bounded(root, d_rel, data_start_offset(record.id))
+    except OSError as exc:
+        record.add_error(f"{d_rel}: {exc.strerror or exc}")
+        return
+    if first != f"{record.id}-D\n".encode():
+        record.add_error(f"{d_rel}: does not start with '{record.id}-D'")
+
+
 def _fill_status(root: Path, record: QueuedMessage, rel: str) -> None:
     try:
         text = _text(_read_tail(root, rel, MSGLOG_TAIL))
@@ -640,5 +653,7 @@ def read_message_bytes(root: Path, unit: QueueUnit) -> bytes:
         raise FileNotFoundError(f"{unit.id}: needs both -H and -D files")
     hf = parse_header_file(_read_bounded(root, h_rel, H_READ_LIMIT))
     body = fsutil.read_file(root, d_rel)
+    if not body.startswith(f"{unit.id}-D\n".encode()):
+        raise ValueError(f"{d_rel}: does not start with '{unit.id}-D'; not this message's body")
     head = b"".join(raw for flag, raw in hf.headers if flag != "*")
     return head + b"\n" + body[data_start_offset(unit.id):]

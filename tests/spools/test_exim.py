@@ -279,6 +279,19 @@ def test_hand_built_497_fixture_with_23_char_id():
     assert len(raw) == rec.size
 
 
+def test_foreign_data_file_is_reported(tmp_path):
+    src = corpus_dir("exim") / "spool" / "input"
+    first, second = sorted(p.name[:-2] for p in src.glob("*-H"))[:2]
+    (tmp_path / "input").mkdir()
+    (tmp_path / "input" / f"{first}-H").write_bytes((src / f"{first}-H").read_bytes())
+    (tmp_path / "input" / f"{first}-D").write_bytes((src / f"{second}-D").read_bytes())
+    (unit,) = exim.iter_units(tmp_path)
+    assert exim.read_unit(tmp_path, unit).error is None            # header-only: -D only stat'ed
+    assert f"does not start with '{first}-D'" in exim.read_unit(tmp_path, unit, full=True).error
+    with pytest.raises(ValueError, match="not this message's body"):
+        exim.read_message_bytes(tmp_path, unit)
+
+
 def test_hand_built_495_fixture_old_host_address():
     recs = {r.id: r for r in open_spool(FIXTURES / "v495")}
     old = recs["1mAbCd-0001Xy-5Z"]
@@ -353,6 +366,7 @@ def check_bounded(data: bytes, body: bytes | None = b"") -> None:
         lines = data.count(b"\n") + 1
         assert len(got.recipients) + len(got.details.get("nonrecipients", [])) <= lines
         assert len(got.headers) <= lines + 1
+        exim.read_unit(root, unit, full=False)
         try:
             exim.read_message_bytes(root, unit)
         except FileNotFoundError:
