@@ -122,3 +122,23 @@ def test_closed_stdout_ends_quietly():
     proc.wait()
     assert first.startswith(b"{")
     assert "Broken pipe" not in stderr and "Traceback" not in stderr, stderr
+
+
+def test_api_guide_examples_run(tmp_path, monkeypatch):
+    """docs/api.md's Python blocks run in order (shared namespace) in a scratch copy of corpora/."""
+    import shutil
+
+    from corpus import restore_file_metadata
+
+    shutil.copytree(CORPORA, tmp_path / "corpora", symlinks=True)
+    for files_json in (tmp_path / "corpora").glob("*/files.json"):
+        restore_file_metadata(files_json.parent / "spool", files_json)
+    monkeypatch.chdir(tmp_path)
+    guide = (CORPORA.parent / "docs" / "api.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", guide, re.S)
+    assert len(blocks) >= 8
+    namespace: dict = {}
+    for number, block in enumerate(blocks):
+        exec(compile(block, f"docs/api.md python block {number + 1}", "exec"), namespace)
+    assert (tmp_path / "api-report.html").stat().st_size > 0
+    assert namespace["back"].result.count("restored") == namespace["report"].result.count("quarantined") > 0
