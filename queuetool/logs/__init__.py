@@ -292,12 +292,13 @@ def to_epoch(iso: str | None) -> float | None:
     return float(calendar.timegm(_dt.datetime.strptime(parsed, "%Y-%m-%dT%H:%M:%SZ").timetuple()))
 
 
-def file_year(path: str | Path) -> int:
-    """Year to give year-less syslog stamps: the file's mtime year (else this year)."""
+def file_year(path: str | Path) -> tuple[int, int]:
+    """(year, month) of the file's last write (else now): what year-less syslog stamps get."""
     try:
-        return _dt.datetime.fromtimestamp(os.stat(path).st_mtime, tz=_dt.timezone.utc).year
+        when = _dt.datetime.fromtimestamp(os.stat(path).st_mtime, tz=_dt.timezone.utc)
     except (OSError, OverflowError, ValueError):
-        return _dt.datetime.now(tz=_dt.timezone.utc).year
+        when = _dt.datetime.now(tz=_dt.timezone.utc)
+    return when.year, when.month
 
 
 def strip_angles(value: str | None) -> str | None:

@@ -48,7 +48,7 @@ def read_log(path: str | Path, stats: LogStats | None = None) -> Iterator[Sessio
     """Sessions (one per smtpd connection or pickup submission) with their messages."""
     path = Path(path)
     stats = stats if stats is not None else LogStats(str(path), FORMAT)
-    year = file_year(path)
+    year, last_month = file_year(path)
     sessions: list[Session] = []
     open_by_pid: dict[tuple[str, int | None], Session] = {}
     messages: dict[str, LogMessage] = {}
@@ -73,7 +73,7 @@ def read_log(path: str | Path, stats: LogStats | None = None) -> Iterator[Sessio
     for lineno, line in iter_lines(path, stats):
         if not line.strip():
             continue
-        parsed = parse_syslog_line(line, year)
+        parsed = parse_syslog_line(line, year, last_month)
         if parsed is None:
             stats.add_junk(lineno, line, "not a syslog line")
             continue

@@ -55,7 +55,7 @@ def read_log(path: str | Path, stats: LogStats | None = None) -> Iterator[Sessio
     """Sessions per sendmail process (connection), with logins, failures and messages."""
     path = Path(path)
     stats = stats if stats is not None else LogStats(str(path), FORMAT)
-    year = file_year(path)
+    year, last_month = file_year(path)
     sessions: list[Session] = []
     current: dict[tuple[str, int | None], Session] = {}
     messages: dict[str, LogMessage] = {}
@@ -85,7 +85,7 @@ def read_log(path: str | Path, stats: LogStats | None = None) -> Iterator[Sessio
     for lineno, line in iter_lines(path, stats):
         if not line.strip():
             continue
-        parsed = parse_syslog_line(line, year)
+        parsed = parse_syslog_line(line, year, last_month)
         if parsed is None:
             stats.add_junk(lineno, line, "not a syslog line")
             continue

@@ -19,7 +19,7 @@ _TRADITIONAL = re.compile(
     r"^([A-Za-z]{3})\s+(\d{1,2})\s+(\d{2}):(\d{2}):(\d{2})\s+(\S+)\s+([^\s\[:]+)(?:\[(\d+)\])?:\s?(.*)$"
 )
 _RFC3339 = re.compile(
-    r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})?)\s+(\S+)\s+([^\s\[:]+)(?:\[(\d+)\])?:\s?(.*)$"
+    r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\s+(\S+)\s+([^\s\[:]+)(?:\[(\d+)\])?:\s?(.*)$"
 )
 
 
@@ -32,14 +32,18 @@ class SyslogLine:
     text: str
 
 
-def parse_syslog_line(line: str, year: int) -> SyslogLine | None:
-    """Split a syslog line into its prefix and text, or None if it is not one."""
+def parse_syslog_line(line: str, year: int, last_month: int = 12) -> SyslogLine | None:
+    """Split a syslog line into its prefix and text, or None if it is not one.
+
+    Year-less stamps get `year`; a month after `last_month` (the file's last write)
+    belongs to the year before (a December line in a file written in January).
+    """
     match = _TRADITIONAL.match(line)
     if match:
         month = MONTHS.get(match.group(1).lower())
         if month is None:
             return None
-        when = iso_from_parts(year, month, int(match.group(2)), int(match.group(3)),
+        when = iso_from_parts(year - 1 if month > last_month else year, month, int(match.group(2)), int(match.group(3)),
                               int(match.group(4)), int(match.group(5)))
         pid = match.group(8)
         return SyslogLine(when, match.group(6), match.group(7), int(pid) if pid else None, match.group(9))

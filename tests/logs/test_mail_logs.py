@@ -94,3 +94,22 @@ def test_sendmail_relay_forms():
     assert parse_relay("relay=[IPv6:2001:db8::1]") == (None, "2001:db8::1")
     assert parse_relay("relay=www-data@localhost") == ("www-data@localhost", None)
     assert parse_relay("no relay here") == (None, None)
+
+
+def test_yearless_stamps_take_the_file_year_and_roll_back_over_new_year(tmp_path):
+    import os
+
+    path = tmp_path / "mail.log.1"
+    path.write_text("Dec 31 23:59:58 mail postfix/smtpd[1]: AB12CD: client=x[10.0.0.21], sasl_username=alice\n"
+                    "Jan  1 00:00:02 mail postfix/smtpd[2]: AB12CE: client=x[10.0.0.22], sasl_username=bob\n")
+    os.utime(path, (1798761700, 1798761700))  # written 2027-01-01
+    alice, bob = read_postfix_log(path)
+    assert (alice.start, bob.start) == ("2026-12-31T23:59:58Z", "2027-01-01T00:00:02Z")
+
+
+def test_journal_style_offsets_without_colon(tmp_path):
+    path = tmp_path / "mail.log"
+    path.write_text("2026-11-27T06:34:49+0100 mail sm-mta[7]: AUTH=server, relay=[10.0.0.21], authid=alice, "
+                    "mech=PLAIN, bits=0\n")
+    [session] = read_sendmail_log(path)
+    assert session.start == "2026-11-27T05:34:49Z" and session.auth_user == "alice"
