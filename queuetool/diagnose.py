@@ -334,6 +334,7 @@ def _record_observations(record: QueuedMessage) -> Iterator[Observation]:
 _STATUS_KEYS = ("status", "diagnostic_code", "diagnostic-code", "reason", "delay_reason",
                 "bounce_reason", "bdr", "bdr_text", "error_text", "last_error", "defer_reason")
 _RCPT_KEYS = ("final_recipient", "recipient", "address", "original_recipient", "rcpt")
+_STATUS_KEY_SET = frozenset(_STATUS_KEYS)
 
 
 def _status_texts(details: Any, depth: int = 0, recipient: str | None = None) -> Iterator[tuple[str | None, str]]:
@@ -344,11 +345,14 @@ def _status_texts(details: Any, depth: int = 0, recipient: str | None = None) ->
     if depth > 4 or not details:
         return
     if isinstance(details, dict):
-        own = next((str(details[k]) for k in _RCPT_KEYS if isinstance(details.get(k), str)), None)
-        recipient = own or recipient
-        texts = [str(details[k]) for k in _STATUS_KEYS if isinstance(details.get(k), (str, int))]
-        if texts:
-            yield recipient, " ".join(dict.fromkeys(texts))
+        present = details.keys() & _STATUS_KEY_SET
+        if present:
+            own = next((str(details[k]) for k in _RCPT_KEYS if isinstance(details.get(k), str)), None)
+            recipient = own or recipient
+            texts = [str(details[k]) for k in _STATUS_KEYS
+                     if k in present and isinstance(details[k], (str, int))]
+            if texts:
+                yield recipient, " ".join(dict.fromkeys(texts))
         for key, value in list(details.items())[:500]:
             if isinstance(value, (dict, list)):
                 child = str(key) if isinstance(key, str) and "@" in key else recipient
@@ -419,19 +423,24 @@ def _gather_records(facts: _Facts, records: Iterable[QueuedMessage], ours: froze
         info = parse_status(record.status) if record.status else None
         waiting = (record.queue or "").lower() in WAITING_QUEUES or (info is not None and info.klass == "4")
         if waiting and record.sender is not None:
-            for domain in domains or {"(no recipient)"}:
-                slot = facts.waiting.setdefault(domain, [0, None, [], collections.Counter(),
-                                                         collections.Counter()])
+            arrival = record.arrival
+            minute = arrival[:16] if arrival else None       # per minute, for qshape's age buckets
+            if arrival and (facts.newest_arrival is None or arrival > facts.newest_arrival):
+                facts.newest_arrival = arrival
+            status_text = _clip(record.status, 120) if record.status else None
+            for domain in domains or ("(no recipient)",):
+                slot = facts.waiting.get(domain)
+                if slot is None:
+                    slot = facts.waiting[domain] = [0, None, [], collections.Counter(), collections.Counter()]
                 slot[0] += 1
-                if record.arrival:
-                    slot[4][record.arrival[:16]] += 1      # per minute, for qshape's age buckets
-                    facts.newest_arrival = max(facts.newest_arrival or "", record.arrival)
-                if record.arrival and (slot[1] is None or record.arrival < slot[1]):
-                    slot[1] = record.arrival
+                if minute:
+                    slot[4][minute] += 1
+                    if slot[1] is None or arrival < slot[1]:
+                        slot[1] = arrival
                 if len(slot[2]) < EXAMPLES:
                     slot[2].append(record.id)
-                if record.status:
-                    slot[3][_clip(record.status, 120)] += 1
+                if status_text:
+                    slot[3][status_text] += 1
         if record.auth_user:
             account = facts.accounts.setdefault(record.auth_user, _Account())
             _count(account, record, outside, flagged)
@@ -448,7 +457,7 @@ def _gather_records(facts: _Facts, records: Iterable[QueuedMessage], ours: froze
                 and facts.dsn_read < DSN_READ_LIMIT and _is_dsn(record)):
             facts.dsn_read += 1
             try:
-                raw = spool.get_bytes(record.id)
+                raw = _message_bytes(spool, record)
                 # the reader may already have given this NDR's statuses (BadMail .BDR/.BAD)
                 known = {(o.status.code, (o.recipient or "").lower()) for o in own}
                 facts.observations.extend(
@@ -469,6 +478,19 @@ def _addressed_to_us(record: QueuedMessage, ours: frozenset[str]) -> bool:
     elif isinstance(originals, list):
         addresses += [str(v) for v in originals]
     return any(_is_ours(domain_of(a), ours) for a in addresses)
+
+
+def _message_bytes(spool: Any, record: QueuedMessage) -> bytes:
+    """The record's message bytes straight from its unit (Spool.get_bytes would list the
+    whole spool to find the key: quadratic over thousands of DSNs)."""
+    from .model import QueueUnit
+
+    spools = getattr(spool, "spools", None) or [spool]
+    owner = next((s for s in spools if s.label == record.spool), None)
+    if owner is None or not record.files:
+        return spool.get_bytes(record.id)
+    unit = QueueUnit(record.id, record.queue, tuple(record.files))
+    return owner.reader.read_message_bytes(owner.root, unit)
 
 
 def _count(account: _Account, record: QueuedMessage, outside: set, flagged: bool) -> None:
@@ -814,13 +836,13 @@ def _qshape_buckets(minutes: collections.Counter, newest: str | None) -> dict[st
     if not newest:
         return out
     try:
-        ref = _dt.datetime.strptime(newest[:16], "%Y-%m-%dT%H:%M")
+        ref = _dt.datetime.fromisoformat(newest[:16])
     except ValueError:
         return out
     for minute, count in minutes.items():
         try:
-            age = (ref - _dt.datetime.strptime(minute, "%Y-%m-%dT%H:%M")).total_seconds() / 60
-        except ValueError:
+            age = (ref - _dt.datetime.fromisoformat(minute)).total_seconds() / 60
+        except (ValueError, TypeError):
             continue
         for lo, hi in zip((0,) + QSHAPE_BUCKETS, QSHAPE_BUCKETS):
             if age < hi:
@@ -1334,9 +1356,9 @@ def diagnose(
     ours = _our_domains(settings)
     log_paths = [Path(p) for p in logs]
     spool = None
-    if records is None:
-        if source is None:
-            raise ValueError("diagnose needs a spool or records")
+    if records is None and source is None:
+        raise ValueError("diagnose needs a spool or records")
+    if source is not None:
         from . import spools as spools_pkg
 
         if isinstance(source, (spools_pkg.Spool, spools_pkg.MultiSpool)):
@@ -1346,6 +1368,7 @@ def diagnose(
             if logs_below and hasattr(spools_pkg, "find_logs"):
                 found = [Path(p) for p in spools_pkg.find_logs(source)]
                 log_paths += [p for p in found if p not in log_paths]
+    if records is None:
         records = _records_of(spool, settings, log_paths, jobs, facts.notes)
     _gather_records(facts, records, ours, spool)
     _gather_logs(facts, log_paths)
