@@ -263,6 +263,13 @@ def parse_control(data: bytes) -> ControlFile:
             unknown.append("<empty>")
             continue
         code, rest = chr(line[0]), line[1:]
+        if code == "H":  # most lines: headers, kept as bytes for the header parser
+            flags, header = split_header_line(rest)
+            header, _ = expand_meta(header)
+            ctl.header_lines.append(header)
+            name = decode_bytes(header[:header.find(b":")] if b":" in header[:200] else header[:200]).strip()
+            ctl.header_flags.append((name, flags))
+            continue
         text = decode_bytes(rest)
         if code == "V":
             ctl.version = int(text) if text.isdigit() and len(text) < 6 else None
@@ -329,12 +336,6 @@ def parse_control(data: bytes) -> ControlFile:
             entry.update(pending)
             pending = {}
             ctl.recipients.append(entry)
-        elif code == "H":
-            flags, header = split_header_line(rest)
-            header, _ = expand_meta(header)
-            ctl.header_lines.append(header)
-            name = decode_bytes(header.split(b":", 1)[0]).strip()
-            ctl.header_flags.append((name, flags))
         elif code in "ELD":  # legacy lines readqf still accepts
             ctl.facts.setdefault("legacy_lines", []).append(code + text[:80])
         elif code == ".":
