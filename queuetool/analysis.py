@@ -153,17 +153,35 @@ def infer_settings(source: str | Path | Spool | MultiSpool, settings: Settings, 
     return with_inferred_domains(settings, records)
 
 
-def _dump(handle: IO[bytes], item: Any) -> None:
-    pickle.dump(item, handle, protocol=pickle.HIGHEST_PROTOCOL)
+SPILL_BATCH = 512  # items per pickle: fewer calls, memory still bounded
 
 
-def _load_all(handle: IO[bytes]) -> Iterator[Any]:
-    handle.seek(0)
-    while True:
-        try:
-            yield pickle.load(handle)
-        except EOFError:
-            return
+class _Spill:
+    """Append-only temp file of pickled items, written and read back in batches."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle, self.pending = handle, []
+
+    def add(self, item: Any) -> None:
+        self.pending.append(item)
+        if len(self.pending) >= SPILL_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            blob = pickle.dumps(self.pending, protocol=pickle.HIGHEST_PROTOCOL)
+            self.handle.write(len(blob).to_bytes(8, "little") + blob)
+            self.pending = []
+
+    def __iter__(self) -> Iterator[Any]:
+        """Every item in order (one whole read per batch; pickle.load on a file is slow)."""
+        self.flush()
+        self.handle.seek(0)
+        while True:
+            size = self.handle.read(8)
+            if len(size) < 8:
+                return
+            yield from pickle.loads(self.handle.read(int.from_bytes(size, "little")))
 
 
 def analyze(
@@ -216,8 +234,9 @@ def finish_analysis(
     """Steps 2-4 of the module docstring, on records that went through `prepare_record`."""
     accounts: dict[str, AccountStats] = {} if account_stats is None else account_stats
     sketch = CountMinSketch()
-    with tempfile.TemporaryFile(prefix="queuetool-") as record_spill, \
-            tempfile.TemporaryFile(prefix="queuetool-keys-") as key_spill:
+    with tempfile.TemporaryFile(prefix="queuetool-") as record_file, \
+            tempfile.TemporaryFile(prefix="queuetool-keys-") as key_file:
+        record_spill, key_spill = _Spill(record_file), _Spill(key_file)
         for record in records:
             keys = record.details.pop(_KEYS, [])
             for key in keys:
@@ -228,14 +247,14 @@ def finish_analysis(
             suspicious = is_suspicious(record, settings)
             if account:
                 accounts.setdefault(account, AccountStats(account)).add(record, suspicious)
-            _dump(record_spill, record)
-            _dump(key_spill, (keys, suspicious))
+            record_spill.add(record)
+            key_spill.add((keys, suspicious))
 
         union = KeyUnion()
-        for keys, _flagged in _load_all(key_spill):
+        for keys, _flagged in key_spill:
             union.union([key for key in keys if sketch.count(key) >= 2])
         sizes: dict[str, list[int]] = {}
-        for keys, flagged in _load_all(key_spill):
+        for keys, flagged in key_spill:
             root = _root_of(keys, union)
             if root is not None:
                 size = sizes.setdefault(root, [0, 0])
@@ -243,8 +262,8 @@ def finish_analysis(
                 size[1] += flagged
 
         verdicts: dict[str, str] = dict(verdict_source(accounts) or {}) if verdict_source else {}
-        key_items = _load_all(key_spill)
-        for record in _load_all(record_spill):
+        key_items = iter(key_spill)
+        for record in record_spill:
             keys, _flagged = next(key_items)
             root = _root_of(keys, union)
             size, flagged = sizes.get(root, (1, 0)) if root else (1, 0)

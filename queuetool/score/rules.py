@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import email.utils
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 
 from ..config import Settings, address_domain
+from ..headers import bare_address
 from ..model import QueuedMessage
 from .content import BodyFacts
 
@@ -44,6 +46,16 @@ class RuleInput:
     body: BodyFacts | None = None          # None unless --full
     full: bool = False
     spool: SpoolFacts = field(default_factory=SpoolFacts)
+
+    @functools.cached_property
+    def login(self) -> str | None:
+        """login_of(record), computed once for all rules."""
+        return login_of(self.record)
+
+    @functools.cached_property
+    def from_address(self) -> str | None:
+        """header_from_address(record), computed once for all rules."""
+        return header_from_address(self.record)
 
 
 @dataclass(frozen=True)
@@ -142,10 +154,13 @@ def from_outside_client(record: QueuedMessage) -> bool:
 
 
 def header_from_address(record: QueuedMessage) -> str | None:
+    """The address in the From header (`Name <a@b>`, `a@b (Name)`, `a@b`), or None."""
     value = record.header_from
     if not value:
         return None
-    _, addr = email.utils.parseaddr(value)
+    addr = bare_address(value)
+    if addr and (" " in addr or "(" in addr):
+        addr = next((token for token in addr.split() if "@" in token), addr.split()[0])
     return addr or None
 
 
@@ -186,7 +201,7 @@ def _parse_time(value: str | None) -> _dt.datetime | None:
         return None
     try:
         if value.endswith("Z") and "T" in value:
-            return _dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.timezone.utc)
+            return _dt.datetime.fromisoformat(value[:-1]).replace(tzinfo=_dt.timezone.utc)
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
@@ -204,7 +219,7 @@ def _owner_parts(login: str, settings: Settings) -> tuple[str, str | None]:
 # ---------------------------------------------------------------- record rules
 def unauthenticated_relay(inp: RuleInput) -> Finding:
     rec, cfg = inp.record, inp.settings
-    if login_of(rec) or not rec.sender or is_null_sender(rec.sender) or not cfg.our_domains:
+    if inp.login or not rec.sender or is_null_sender(rec.sender) or not cfg.our_domains:
         return None
     sender_domain = address_domain(rec.sender)
     if cfg.is_ours(sender_domain):
@@ -219,14 +234,14 @@ def unauthenticated_relay(inp: RuleInput) -> Finding:
 
 def local_injection_to_outside(inp: RuleInput) -> Finding:
     rec, cfg = inp.record, inp.settings
-    if login_of(rec) or not rec.sender or not injected_locally(rec) or not cfg.our_domains:
+    if inp.login or not rec.sender or not injected_locally(rec) or not cfg.our_domains:
         return None
     if not cfg.is_ours(address_domain(rec.sender)) or is_null_sender(rec.sender):
         return None  # unauthenticated_relay covers foreign senders, null_sender_dsn bounces
     outside = outside_recipients(rec, cfg)
     if not outside:
         return None
-    from_addr = header_from_address(rec)
+    from_addr = inp.from_address
     from_domain = address_domain(from_addr)
     if from_domain and not cfg.is_ours(from_domain):
         return (f"submitted on this server without a login (web script / sendmail command) as "
@@ -240,13 +255,13 @@ def local_injection_to_outside(inp: RuleInput) -> Finding:
 
 def sender_not_owned(inp: RuleInput) -> Finding:
     rec, cfg = inp.record, inp.settings
-    login = login_of(rec)
+    login = inp.login
     if not login:
         return None
     unknown_identity = login == "(authenticated)"
     login_local, login_domain = _owner_parts(login, cfg)
     worst: tuple[float, str] | None = None
-    for label, addr in (("envelope sender", rec.sender), ("From", header_from_address(rec))):
+    for label, addr in (("envelope sender", rec.sender), ("From", inp.from_address)):
         if not addr or "@" not in addr:
             continue
         local, domain = addr.lower().rsplit("@", 1)
@@ -268,12 +283,12 @@ def message_id_domain(record: QueuedMessage) -> str | None:
 
 def message_id_foreign(inp: RuleInput) -> Finding:
     rec, cfg = inp.record, inp.settings
-    if not login_of(rec) or not cfg.our_domains:
+    if not inp.login or not cfg.our_domains:
         return None
     domain = message_id_domain(rec)
     if not domain or cfg.is_ours(domain):
         return None
-    own = {address_domain(rec.sender), address_domain(header_from_address(rec))} - {None}
+    own = {address_domain(rec.sender), address_domain(inp.from_address)} - {None}
     if any(domain == d or domain.endswith("." + d) for d in own):
         return None
     return f"authenticated submission whose Message-ID domain {domain} is neither ours nor the sender's"
@@ -331,9 +346,9 @@ def bounce_origin(inp: RuleInput) -> Finding:
 
 def local_sender_from_outside(inp: RuleInput) -> Finding:
     rec, cfg = inp.record, inp.settings
-    if login_of(rec) or not from_outside_client(rec) or not cfg.local_domains:
+    if inp.login or not from_outside_client(rec) or not cfg.local_domains:
         return None
-    for label, addr in (("envelope sender", rec.sender), ("From", header_from_address(rec))):
+    for label, addr in (("envelope sender", rec.sender), ("From", inp.from_address)):
         if addr and cfg.is_local(address_domain(addr)):
             return f"{label} {addr} is a local address but client {rec.client_ip} did not log in"
     return None
@@ -373,7 +388,7 @@ def date_far_from_arrival(inp: RuleInput) -> Finding:
 def malformed_address(inp: RuleInput) -> Finding:
     rec = inp.record
     bad = [a for a in [rec.sender, *rec.recipients] if a and not _ADDRESS.match(a)]
-    from_addr = header_from_address(rec)
+    from_addr = inp.from_address
     if rec.header_from is not None and (not from_addr or not _ADDRESS.match(from_addr)):
         bad.append(f"From: {rec.header_from}")
     if not bad:
