@@ -4,7 +4,9 @@ and per-kind accuracy (run: .venv/bin/python benchmarks/accuracy.py [--full] [--
 
 Expected verdict per manifest kind: legit -> clean, spam -> spam, relay -> relay,
 backscatter -> backscatter; malformed mail is judged by its scenario (a malformed
-open-relay message is still relay, a malformed inbound one is clean).
+open-relay message is still relay, a malformed inbound one is clean). Units that are
+unreadable and carry no envelope or header facts (e.g. a Sendmail data file without
+its control file) are counted apart, not judged.
 """
 from __future__ import annotations
 
@@ -61,13 +63,16 @@ def evaluate_corpus(name: str, *, full: bool = False, infer: bool = False, logs:
     settings = load_settings(local_domains=() if infer else STORY_LOCAL_DOMAINS)
     log_paths = corpus_logs(name) if logs else []
     verdicts = {r.id: r for r in analyze(CORPORA / name / "spool", settings=settings, full=full, logs=log_paths)}
-    tp = fp = fn = tn = missing = 0
+    tp = fp = fn = tn = missing = unreadable = 0
     per_kind: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
     wrong = []
     for entry in manifest:
         record = verdicts.get(entry["id"])
         if record is None:
             missing += 1
+            continue
+        if record.error and not record.sender and not record.recipients and not record.header_from:
+            unreadable += 1  # nothing to judge (e.g. a data file without its control file)
             continue
         want = expected_verdict(entry)
         got = record.verdict or "clean"
@@ -84,7 +89,7 @@ def evaluate_corpus(name: str, *, full: bool = False, infer: bool = False, logs:
         fn += should and not flagged
         tn += not flagged and not should
     return {
-        "corpus": name, "messages": len(manifest), "missing": missing,
+        "corpus": name, "messages": len(manifest), "missing": missing, "unreadable": unreadable,
         "precision": tp / (tp + fp) if tp + fp else 1.0,
         "recall": tp / (tp + fn) if tp + fn else 1.0,
         "tp": tp, "fp": fp, "fn": fn, "tn": tn,
@@ -111,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         kinds = "  ".join(f"{k} {v['accuracy']:.2f} ({v['correct']}/{v['total']})"
                           for k, v in result["per_kind"].items())
         missing = f"  [{result['missing']} manifest ids not in the spool]" if result["missing"] else ""
+        if result["unreadable"]:
+            missing += f"  [{result['unreadable']} unreadable, not judged]"
         print(f"{name:14} {result['messages']:5d} {result['precision']:6.3f} {result['recall']:6.3f}  {kinds}{missing}")
         if args.verbose:
             for item in result["wrong"]:
