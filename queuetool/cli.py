@@ -368,7 +368,9 @@ def _echo_outcomes(report: Any, fmt: str) -> None:
     if fmt == "table":
         click.echo(f"quarantine directory: {report.qdir} (manifest.jsonl, audit.jsonl)")
     if report.refused:
-        click.echo(f"queuetool: refused {len(report.refused)} unit(s): {report.refused[0].why}", err=True)
+        first = report.refused[0]
+        click.echo(f"queuetool: {len(report.refused)} unit(s) not done for safety ({first.id}: {first.status}, "
+                   f"{first.why}); see the list, fix or retry later", err=True)
         sys.exit(EXIT_REFUSED)
 
 

@@ -229,7 +229,8 @@ class ApplyResult:
 
     @property
     def refused(self) -> list[UnitOutcome]:
-        return [o for o in self.outcomes if o.status == "refused"]
+        """Units not done for safety: refused, busy (MTA lock) or skipped (changed meanwhile)."""
+        return [o for o in self.outcomes if o.status in ("refused", "busy", "skipped")]
 
 
 # ---------------------------------------------------------- quarantine
