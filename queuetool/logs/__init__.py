@@ -6,7 +6,8 @@ Every reader module exposes plain functions (no base class):
     detect(first_bytes: bytes) -> int                # 0 = not mine; higher = surer (content)
     read_log(path, stats: LogStats | None = None) -> Iterator[Session | LogEvent]
 
-(`read_<format>_log` is the same function under its descriptive name.)
+(`read_<format>_log` is the same function under its descriptive name; `path` may be
+a LogChain of rotated pieces for the formats in CHAINED_FORMATS.)
 A reader never raises on bad content: a line it cannot parse is counted in
 `stats.junk` (with a few examples) and skipped. Rotated (`mail.log.1`), gzipped
 (`.gz`), BOM-prefixed and UTF-16 files are read the same way through `iter_lines`.
@@ -144,6 +145,39 @@ class LogSet:
                 self.events.append(item)
 
 
+@dataclass
+class LogChain:
+    """Rotated pieces of one log, oldest first, read as one stream.
+
+    Readers keep state across lines (open connections, queue ids); reading
+    `mail.log.1` and `mail.log` as one stream keeps a connection that spans the
+    rotation whole. Each piece keeps its own LogStats (junk is counted per file).
+    """
+
+    paths: list[Path]
+    stats: list[LogStats]
+
+    def __str__(self) -> str:
+        return str(self.paths[-1])
+
+
+class ChainStats(LogStats):
+    """The LogStats a reader sees for a chain: junk goes to the piece being read."""
+
+    def __init__(self, chain: LogChain) -> None:
+        super().__init__(str(chain), chain.stats[0].format)
+        self.chain = chain
+        self.current = chain.stats[0]
+
+    def add_junk(self, lineno: int, line: str, why: str = "unparsed") -> None:
+        self.current.add_junk(lineno, line, why)
+
+
+def as_source(path: "str | Path | LogChain") -> "Path | LogChain":
+    """What a reader's `path` argument may be: one file, or a LogChain."""
+    return path if isinstance(path, LogChain) else Path(path)
+
+
 # ---------------------------------------------------------------- reading bytes
 
 
@@ -178,14 +212,23 @@ def sniff(path: str | Path, size: int = SNIFF_BYTES) -> bytes:
     return head[3:] if head.startswith(b"\xef\xbb\xbf") else head
 
 
-def iter_lines(path: str | Path, stats: LogStats | None = None) -> Iterator[tuple[int, str]]:
+def iter_lines(path: "str | Path | LogChain", stats: LogStats | None = None) -> Iterator[tuple[int, str]]:
     """(line number, text) for every line, .gz/BOM/UTF-16 aware; never raises on content.
+
+    A LogChain yields the lines of each piece in turn (line numbers restart per piece;
+    a ChainStats routes junk to the piece being read).
 
     Bytes that are not UTF-8 stay visible as \\xNN escapes. A truncated last line is
     yielded as it is (readers count it as junk if it does not parse); an over-long
     line is cut at MAX_LINE. A file that cannot be read (or a corrupt .gz) ends the
     iteration and sets `stats.error`.
     """
+    if isinstance(path, LogChain):
+        for piece, piece_stats in zip(path.paths, path.stats):
+            if isinstance(stats, ChainStats):
+                stats.current = piece_stats
+            yield from iter_lines(piece, piece_stats)
+        return
     path = Path(path)
     lineno = 0
     try:
@@ -292,8 +335,10 @@ def to_epoch(iso: str | None) -> float | None:
     return float(calendar.timegm(_dt.datetime.strptime(parsed, "%Y-%m-%dT%H:%M:%SZ").timetuple()))
 
 
-def file_year(path: str | Path) -> tuple[int, int]:
+def file_year(path: "str | Path | LogChain") -> tuple[int, int]:
     """(year, month) of the file's last write (else now): what year-less syslog stamps get."""
+    if isinstance(path, LogChain):
+        path = path.paths[-1]
     try:
         when = _dt.datetime.fromtimestamp(os.stat(path).st_mtime, tz=_dt.timezone.utc)
     except (OSError, OverflowError, ValueError):
@@ -341,9 +386,9 @@ def detect_log(path: str | Path) -> str | None:
 
 @dataclass
 class OpenLog:
-    """A log file with its detected format; iterate it for Session/LogEvent items."""
+    """A log file (or LogChain) with its detected format; iterate it for Session/LogEvent items."""
 
-    path: Path
+    path: Path | LogChain
     format: str
     stats: LogStats
 
@@ -352,7 +397,8 @@ class OpenLog:
         try:
             yield from reader.read_log(self.path, self.stats)
         except Exception as exc:  # noqa: BLE001 - a reader bug must not stop a trace
-            self.stats.error = f"reader failed: {type(exc).__name__}: {exc}"
+            target = self.stats.current if isinstance(self.stats, ChainStats) else self.stats
+            target.error = f"reader failed: {type(exc).__name__}: {exc}"
 
 
 def open_log(path: str | Path, fmt: str | None = None) -> OpenLog:
@@ -401,21 +447,51 @@ def expand_log_paths(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
+# Formats whose readers keep per-connection state: rotated pieces are read as one stream.
+CHAINED_FORMATS = {"postfix", "sendmail", "exim", "iis-w3c", "exchange-protocol"}
+# Formats whose pieces are dated names in one directory (exYYMMDD.log, RECVyyyymmdd-n.LOG).
+DATED_NAME_FORMATS = {"iis-w3c", "exchange-protocol"}
+
+
+def _chain_key(path: Path, fmt: str) -> tuple[str, str, str]:
+    if fmt in DATED_NAME_FORMATS:
+        return (str(path.parent), fmt, "")
+    match = _ROTATION.search(path.name)
+    base = path.name[: match.start()] if match else path.name.removesuffix(".gz")
+    return (str(path.parent), fmt, base)
+
+
 def read_logs(paths: Iterable[str | Path], strict: bool = False) -> LogSet:
     """Read every log (rotation order, format by content) into one LogSet.
 
-    A file that is not a known log is recorded in `files` with `error` (or raises
-    LogError when `strict`, for paths a user named explicitly).
+    Rotated pieces of one log (mail.log.2.gz, mail.log.1, mail.log; a W3C or protocol
+    log directory) are read as one stream, oldest first, so connections spanning a
+    rotation stay whole; `files` still has one LogStats per file. A file that is not a
+    known log is recorded in `files` with `error` (or raises LogError when `strict`).
     """
     logset = LogSet()
+    opened: list[OpenLog] = []
     for path in rotation_order(expand_log_paths(paths)):
         try:
-            opened = open_log(path)
+            opened.append(open_log(path))
         except LogError as exc:
             if strict:
                 raise
             logset.files.append(LogStats(str(path), None, error=str(exc)))
-            continue
-        logset.extend(opened)
-        logset.files.append(opened.stats)
+    groups: dict[tuple[str, str, str], list[OpenLog]] = {}
+    for item in opened:
+        key = _chain_key(Path(item.path), item.format) if item.format in CHAINED_FORMATS else (str(item.path), "", "")
+        groups.setdefault(key, []).append(item)
+    for items in groups.values():
+        if len(items) == 1:
+            logset.extend(items[0])
+        else:
+            items.sort(key=lambda o: (_dated_order(Path(o.path)) if o.format in DATED_NAME_FORMATS else 0))
+            chain = LogChain([Path(o.path) for o in items], [o.stats for o in items])
+            logset.extend(OpenLog(chain, items[0].format, ChainStats(chain)))
+        logset.files.extend(o.stats for o in items)
     return logset
+
+
+def _dated_order(path: Path) -> str:
+    return path.name.lower()

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from . import LogMessage, LogStats, Session, iter_lines, parse_iso
+from . import LogMessage, LogStats, Session, as_source, iter_lines, parse_iso
 
 FORMAT = "exchange-protocol"
 DEFAULT_FIELDS = ["date-time", "connector-id", "session-id", "sequence-number", "local-endpoint",
@@ -82,7 +82,7 @@ def endpoint_ip(value: str) -> str | None:
 
 def read_log(path: str | Path, stats: LogStats | None = None) -> Iterator[Session]:
     """One Session per session-id, in order of first appearance."""
-    path = Path(path)
+    path = as_source(path)
     stats = stats if stats is not None else LogStats(str(path), FORMAT)
     sessions: dict[str, Session] = {}
     current: dict[str, LogMessage] = {}

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from . import LogMessage, LogStats, Session, iter_lines, parse_iso, strip_angles
+from . import LogMessage, LogStats, Session, as_source, iter_lines, parse_iso, strip_angles
 
 FORMAT = "exim"
 
@@ -56,7 +56,7 @@ def _time(stamp: str) -> str | None:
 
 def read_log(path: str | Path, stats: LogStats | None = None) -> Iterator[Session]:
     """One Session per received message and per failed AUTH, in file order."""
-    path = Path(path)
+    path = as_source(path)
     stats = stats if stats is not None else LogStats(str(path), FORMAT)
     by_id: dict[str, LogMessage] = {}
     for lineno, line in iter_lines(path, stats):

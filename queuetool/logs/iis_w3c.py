@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from . import LogMessage, LogStats, Session, iter_lines, parse_iso, strip_angles
+from . import LogMessage, LogStats, Session, as_source, iter_lines, parse_iso, strip_angles
 
 FORMAT = "iis-w3c"
 DEFAULT_FIELDS = (
@@ -51,7 +51,7 @@ def _address(query: str) -> str | None:
 
 def read_log(path: str | Path, stats: LogStats | None = None) -> Iterator[Session]:
     """Inbound SMTP sessions with HELO, AUTH outcome, MAIL/RCPT/DATA per message."""
-    path = Path(path)
+    path = as_source(path)
     stats = stats if stats is not None else LogStats(str(path), FORMAT)
     fields = list(DEFAULT_FIELDS)
     open_sessions: dict[str, Session] = {}

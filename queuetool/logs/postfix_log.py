@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from . import LogMessage, LogStats, Session, file_year, iter_lines, strip_angles
+from . import LogMessage, LogStats, Session, as_source, file_year, iter_lines, strip_angles
 from .syslog import key_values, looks_like_syslog, parse_syslog_line
 
 FORMAT = "postfix"
@@ -46,7 +46,7 @@ def _host_ip(text: str) -> tuple[str | None, str | None]:
 
 def read_log(path: str | Path, stats: LogStats | None = None) -> Iterator[Session]:
     """Sessions (one per smtpd connection or pickup submission) with their messages."""
-    path = Path(path)
+    path = as_source(path)
     stats = stats if stats is not None else LogStats(str(path), FORMAT)
     year, last_month = file_year(path)
     sessions: list[Session] = []

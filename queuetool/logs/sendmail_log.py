@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from . import LogMessage, LogStats, Session, file_year, iter_lines, strip_angles, to_epoch
+from . import LogMessage, LogStats, Session, as_source, file_year, iter_lines, strip_angles, to_epoch
 from .syslog import key_values, looks_like_syslog, parse_syslog_line
 
 FORMAT = "sendmail"
@@ -53,7 +53,7 @@ def parse_relay(text: str) -> tuple[str | None, str | None]:
 
 def read_log(path: str | Path, stats: LogStats | None = None) -> Iterator[Session]:
     """Sessions per sendmail process (connection), with logins, failures and messages."""
-    path = Path(path)
+    path = as_source(path)
     stats = stats if stats is not None else LogStats(str(path), FORMAT)
     year, last_month = file_year(path)
     sessions: list[Session] = []

@@ -140,3 +140,31 @@ def test_readers_survive_mutated_real_lines(tmp_path_factory, data):
         opened = open_log(path, fmt)
         list(opened)
         assert opened.stats.error is None or "reader failed" not in opened.stats.error, opened.stats.error
+
+
+def test_rotated_pieces_are_read_as_one_stream(tmp_path):
+    """A sendmail connection and a W3C session that span a rotation stay whole."""
+    (tmp_path / "mail.log.1.gz").write_bytes(gzip.compress(
+        b"Nov 27 23:59:59 mail sm-mta[201]: AUTH=server, relay=[203.0.113.6], authid=scanner, mech=LOGIN, bits=0\n"
+        b"junk in the old piece\n"))
+    (tmp_path / "mail.log").write_text(
+        "Nov 28 00:00:01 mail sm-mta[201]: 5AS00001000201: from=<boss@forged.example>, size=10, class=0, "
+        "nrcpts=1, msgid=<x@y>, proto=ESMTPA, daemon=MTA-v4, relay=[203.0.113.6]\n")
+    w3c = tmp_path / "w3c"
+    w3c.mkdir()
+    fields = "#Fields: date time c-ip cs-username cs-method cs-uri-query sc-status\n"
+    (w3c / "ex261127.log").write_text(fields + "2026-11-27 23:59:58 203.0.113.7 p EHLO +p 250\n"
+                                               "2026-11-27 23:59:59 203.0.113.7 p AUTH +LOGIN 235\n")
+    (w3c / "ex261128.log").write_text(fields + "2026-11-28 00:00:01 203.0.113.7 p MAIL +FROM:<a@b.example> 250\n"
+                                               "2026-11-28 00:00:02 203.0.113.7 p DATA +<m@x> 250\n"
+                                               "2026-11-28 00:00:03 203.0.113.7 p QUIT p 240\n")
+    logset = read_logs([tmp_path / "mail.log", tmp_path / "mail.log.1.gz", w3c])
+    sendmail = [s for s in logset.sessions if s.source == "sendmail"]
+    assert len(sendmail) == 1 and sendmail[0].auth_user == "scanner"
+    assert sendmail[0].messages[0].queue_id == "5AS00001000201"
+    [session] = [s for s in logset.sessions if s.source == "iis-w3c"]
+    assert session.details["auth_status"] == ["235"] and session.messages[0].message_id == "<m@x>"
+    by_name = {Path(s.path).name: s for s in logset.files}
+    assert set(by_name) == {"mail.log", "mail.log.1.gz", "ex261127.log", "ex261128.log"}
+    assert by_name["mail.log.1.gz"].junk == 1 and by_name["mail.log"].junk == 0
+    assert by_name["mail.log"].lines == 1 and by_name["ex261128.log"].lines == 4
