@@ -96,6 +96,7 @@ def test_purge_a_campaign_while_mail_keeps_arriving(postfix: PrivatePostfix, tmp
 
     more = [spam(100 + i) if i % 2 else legit(100 + i) for i in range(30)]
     arriving = postfix.inject(more, pause=0.05)                                     # keeps sending meanwhile
+    assert arriving.poll() is None, "the second client finished before the purge began; nothing overlapped"
     purge = queuetool("purge", queue, "--mta-config", str(postfix.config), "--to", str(tmp_path / "q"),
                       "--where", SELECT_CAMPAIGN, "--apply", "--format", "jsonl")
     later_ids = PrivatePostfix.queue_ids(arriving)
