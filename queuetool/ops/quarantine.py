@@ -32,6 +32,8 @@ from .mta import BusyError, UnitLock, check_postfix_config, postfix_delete, post
 from .plan import Plan, PlannedUnit, check_unit_files
 
 CHUNK = 1 << 20
+# Postfix queues `postsuper -h` moves to hold; corrupt/saved/hold files are inert and taken as they are
+POSTFIX_HOLDABLE = ("incoming", "active", "deferred")
 TMP_PREFIX = ".queuetool-"
 
 # Test hooks for fault injection. CRASH_HOOK(step_name) is called at every step;
@@ -289,7 +291,7 @@ def _postfix_hold_and_relocate(qdir: Path, hold_txn: str, plan: Plan, units: lis
     """
     from ..scan import scan
 
-    ids = [u.id for u in units if u.queue != "hold"]
+    ids = [u.id for u in units if u.queue in POSTFIX_HOLDABLE]
     journal(qdir, "begin", hold_txn, op="hold", spool=str(plan.spool_root), config=config, ids=ids,
             time=utc_now())
     postfix_hold(config, ids)
@@ -297,10 +299,15 @@ def _postfix_hold_and_relocate(qdir: Path, hold_txn: str, plan: Plan, units: lis
     wanted = {u.id: u for u in units}
     fresh: dict[str, QueuedMessage] = {}
     for record in scan(plan.spool_root, mta="postfix"):
-        if record.id in wanted and record.queue == "hold":
+        unit = wanted.get(record.id)
+        if unit is not None and record.queue == ("hold" if unit.queue in POSTFIX_HOLDABLE else unit.queue):
             fresh[record.id] = record
     out = []
     for unit in units:
+        if unit.queue == "maildrop":
+            result.outcomes.append(UnitOutcome(unit.id, "refused", why="in maildrop, which Postfix's pickup "
+                                               "owns; retry in a moment, once it is in incoming"))
+            continue
         record = fresh.get(unit.id)
         if record is None:
             result.outcomes.append(UnitOutcome(unit.id, "gone", why="no longer queued (delivered or removed)"))
@@ -312,7 +319,7 @@ def _postfix_hold_and_relocate(qdir: Path, hold_txn: str, plan: Plan, units: lis
             continue
         # where each file was before the hold: the queue file moved, the logs did not
         out.append(PlannedUnit(
-            unit.id, "hold", unit.mta, files, list(unit.reasons), unit.sender, unit.recipients, unit.error,
+            unit.id, record.queue, unit.mta, files, list(unit.reasons), unit.sender, unit.recipients, unit.error,
             held_from=unit.queue,
             paths_before_hold={files[0].path: unit.files[0].path} if unit.files and files else {},
         ))
@@ -399,10 +406,10 @@ def _write_manifest(qdir: Path, txn: str, op: str, plan_or_begin: Any, unit: Any
 
 def _remove_originals(qdir: Path, txn: str, root: Path, how: str, config: str | None, unit_id: str,
                       rels: Sequence[str]) -> None:
-    if how == "postsuper" and config:
+    if how == "postsuper" and config and rels[0].startswith("hold/"):
         queue_file = rels[0]
         if os.path.lexists(fsutil.resolve_inside(root, queue_file, fresh=True)):
-            postfix_delete(config, unit_id, queue_file.split("/")[0])
+            postfix_delete(config, unit_id, "hold")
         for rel in rels:  # postsuper -d removed the logs too; clear anything it left
             _unlink(root, rel)
             journal(qdir, "removed", txn, path=rel)
@@ -733,8 +740,8 @@ def _prune_empty(qdir: Path, txn_id: str) -> None:
 
 def _remove_present(qdir: Path, txn: str, root: Path, how: str, config: str | None, unit_id: str,
                     rels: list[str], present: list[str]) -> None:
-    if how == "postsuper" and config and rels and rels[0] in present:
-        postfix_delete(config, unit_id, rels[0].split("/")[0])
+    if how == "postsuper" and config and rels and rels[0] in present and rels[0].startswith("hold/"):
+        postfix_delete(config, unit_id, "hold")
     lock_how = how if how in ("exim-lock", "sendmail-flock") else "unlink"
     with UnitLock(root, lock_how, unit_id, present):
         for rel in [r for r in rels[1:] + rels[:1] if r in present]:

@@ -87,6 +87,11 @@ def test_purge_a_campaign_while_mail_keeps_arriving(postfix: PrivatePostfix, tmp
     legit_ids = set(first_ids) - spam_ids
     wait_until_deferred(postfix, set(first_ids))
     queue = str(postfix.queue)
+    # the admin already put one spam and one legitimate message on hold
+    held_spam, held_legit = sorted(spam_ids)[1], sorted(legit_ids)[0]
+    subprocess.run(["postsuper", "-c", str(postfix.config), "-h", "-"], input=f"{held_spam}\n{held_legit}\n",
+                   text=True, check=True, capture_output=True)
+    assert {m["queue_id"]: m["queue_name"] for m in postfix.postqueue_json()}[held_legit] == "hold"
 
     dry = queuetool("purge", queue, "--mta-config", str(postfix.config), "--to", str(tmp_path / "q"),
                     "--where", SELECT_CAMPAIGN, "--format", "jsonl")
@@ -111,7 +116,9 @@ def test_purge_a_campaign_while_mail_keeps_arriving(postfix: PrivatePostfix, tmp
     listing = wait_until_deferred(postfix, (set(first_ids) | set(later_ids)) - purged)
     queued = {m["queue_id"] for m in listing}
     assert queued == (set(first_ids) | set(later_ids)) - purged, "an unselected message is missing"
-    assert all(m["queue_name"] == "deferred" for m in listing), "queuetool left something on hold"
+    states = {m["queue_id"]: m["queue_name"] for m in listing}
+    assert states.pop(held_legit) == "hold", "queuetool released a hold it did not take"
+    assert set(states.values()) == {"deferred"}, "queuetool left something on hold"
 
     # Postfix's own listing and queuetool's scan agree on every message
     scan = queuetool("scan", queue, "--format", "jsonl", "-j", "1")
@@ -130,7 +137,8 @@ def test_purge_a_campaign_while_mail_keeps_arriving(postfix: PrivatePostfix, tmp
     assert set(by_unit) == purged
     for unit_id, lines in by_unit.items():
         paths = [line["path"] for line in lines]
-        assert any(p.startswith("deferred/") and p.endswith(unit_id) for p in paths), paths
+        where = "hold/" if unit_id == held_spam else "deferred/"    # the queue it was in before
+        assert any(p.startswith(where) and p.endswith(unit_id) for p in paths), paths
         assert any(p.startswith("defer/") for p in paths), paths
         for line in lines:
             stored = (tmp_path / "q" / line["stored"]).read_bytes()
