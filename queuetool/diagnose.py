@@ -394,6 +394,13 @@ def _dsn_observations(record: QueuedMessage, raw: bytes, dsn_module: Any) -> Ite
 
 def _gather_records(facts: _Facts, records: Iterable[QueuedMessage], ours: frozenset[str],
                     spool: Any) -> None:
+    for _ in _observed(facts, records, ours, spool):
+        pass
+
+
+def _observed(facts: _Facts, records: Iterable[QueuedMessage], ours: frozenset[str],
+              spool: Any) -> Iterator[QueuedMessage]:
+    """Gather each record's evidence into `facts`, then pass the record on (to trace)."""
     try:
         from . import dsn as dsn_module  # the Exchange engineer's RFC 3464 parser
         facts.dsn_parser = hasattr(dsn_module, "parse_dsn")
@@ -402,70 +409,76 @@ def _gather_records(facts: _Facts, records: Iterable[QueuedMessage], ours: froze
     if not facts.dsn_parser:
         facts.notes.append("queuetool.dsn not available: DSN bodies in the queue were not parsed")
     for record in records:
-        facts.records += 1
-        facts.queues[record.queue or "?"] += 1
-        if record.error:
-            facts.unreadable += 1
-        if record.verdict is not None:
-            facts.scored += 1
-        flagged = record.verdict in ("spam", "relay")
-        if flagged:
-            facts.flagged += 1
-            if len(facts.flagged_examples) < EXAMPLES:
-                facts.flagged_examples.append(record.id)
-        domains = {d for d in (domain_of(r) for r in record.recipients) if d}
-        outside = {d for d in domains if not _is_ours(d, ours)} if ours else domains
-        for domain in outside:
-            facts.outside_domains.add(domain)
-            if record.arrival and (domain not in facts.first_seen_domain
-                                   or record.arrival < facts.first_seen_domain[domain]):
-                facts.first_seen_domain[domain] = record.arrival
-        info = parse_status(record.status) if record.status else None
-        waiting = (record.queue or "").lower() in WAITING_QUEUES or (info is not None and info.klass == "4")
-        if waiting and record.sender is not None:
-            arrival = record.arrival
-            minute = arrival[:16] if arrival else None       # per minute, for qshape's age buckets
-            if arrival and (facts.newest_arrival is None or arrival > facts.newest_arrival):
-                facts.newest_arrival = arrival
-            status_text = _clip(record.status, 120) if record.status else None
-            for domain in domains or ("(no recipient)",):
-                slot = facts.waiting.get(domain)
-                if slot is None:
-                    slot = facts.waiting[domain] = [0, None, [], collections.Counter(), collections.Counter()]
-                slot[0] += 1
-                if minute:
-                    slot[4][minute] += 1
-                    if slot[1] is None or arrival < slot[1]:
-                        slot[1] = arrival
-                if len(slot[2]) < EXAMPLES:
-                    slot[2].append(record.id)
-                if status_text:
-                    slot[3][status_text] += 1
-        if record.auth_user:
-            account = facts.accounts.setdefault(record.auth_user, _Account())
-            _count(account, record, outside, flagged)
-        elif (ours and outside and record.client_ip and not _is_internal_ip(record.client_ip)
-              and not _is_ours(domain_of(record.sender), ours) and record.sender != ""
-              and not (domains - outside) and not _addressed_to_us(record, ours)):
-            relay = facts.open_relay.setdefault(record.client_ip, _Account())
-            _count(relay, record, outside, flagged)
-        own = list(_record_observations(record))
-        facts.observations.extend(own)
-        if own:
-            facts.ids_with_status.add(record.id)
-        if (dsn_module is not None and facts.dsn_parser and spool is not None
-                and facts.dsn_read < DSN_READ_LIMIT and _is_dsn(record)):
-            facts.dsn_read += 1
-            try:
-                raw = _message_bytes(spool, record)
-                # the reader may already have given this NDR's statuses (BadMail .BDR/.BAD)
-                known = {(o.status.code, (o.recipient or "").lower()) for o in own}
-                facts.observations.extend(
-                    o for o in _dsn_observations(record, raw, dsn_module)
-                    if (o.status.code, (o.recipient or "").lower()) not in known
-                    and not (o.status.code in {k[0] for k in known} and not o.recipient))
-            except Exception as exc:  # noqa: BLE001 - one bad DSN must not stop the walk
-                facts.notes.append(f"DSN {record.id} not parsed: {type(exc).__name__}: {_clip(exc, 100)}")
+        _observe_record(facts, record, ours, spool, dsn_module)
+        yield record
+
+
+def _observe_record(facts: _Facts, record: QueuedMessage, ours: frozenset[str], spool: Any,
+                    dsn_module: Any) -> None:
+    facts.records += 1
+    facts.queues[record.queue or "?"] += 1
+    if record.error:
+        facts.unreadable += 1
+    if record.verdict is not None:
+        facts.scored += 1
+    flagged = record.verdict in ("spam", "relay")
+    if flagged:
+        facts.flagged += 1
+        if len(facts.flagged_examples) < EXAMPLES:
+            facts.flagged_examples.append(record.id)
+    domains = {d for d in (domain_of(r) for r in record.recipients) if d}
+    outside = {d for d in domains if not _is_ours(d, ours)} if ours else domains
+    for domain in outside:
+        facts.outside_domains.add(domain)
+        if record.arrival and (domain not in facts.first_seen_domain
+                               or record.arrival < facts.first_seen_domain[domain]):
+            facts.first_seen_domain[domain] = record.arrival
+    info = parse_status(record.status) if record.status else None
+    waiting = (record.queue or "").lower() in WAITING_QUEUES or (info is not None and info.klass == "4")
+    if waiting and record.sender is not None:
+        arrival = record.arrival
+        minute = arrival[:16] if arrival else None       # per minute, for qshape's age buckets
+        if arrival and (facts.newest_arrival is None or arrival > facts.newest_arrival):
+            facts.newest_arrival = arrival
+        status_text = _clip(record.status, 120) if record.status else None
+        for domain in domains or ("(no recipient)",):
+            slot = facts.waiting.get(domain)
+            if slot is None:
+                slot = facts.waiting[domain] = [0, None, [], collections.Counter(), collections.Counter()]
+            slot[0] += 1
+            if minute:
+                slot[4][minute] += 1
+                if slot[1] is None or arrival < slot[1]:
+                    slot[1] = arrival
+            if len(slot[2]) < EXAMPLES:
+                slot[2].append(record.id)
+            if status_text:
+                slot[3][status_text] += 1
+    if record.auth_user:
+        account = facts.accounts.setdefault(record.auth_user, _Account())
+        _count(account, record, outside, flagged)
+    elif (ours and outside and record.client_ip and not _is_internal_ip(record.client_ip)
+          and not _is_ours(domain_of(record.sender), ours) and record.sender != ""
+          and not (domains - outside) and not _addressed_to_us(record, ours)):
+        relay = facts.open_relay.setdefault(record.client_ip, _Account())
+        _count(relay, record, outside, flagged)
+    own = list(_record_observations(record))
+    facts.observations.extend(own)
+    if own:
+        facts.ids_with_status.add(record.id)
+    if (dsn_module is not None and facts.dsn_parser and spool is not None
+            and facts.dsn_read < DSN_READ_LIMIT and _is_dsn(record)):
+        facts.dsn_read += 1
+        try:
+            raw = _message_bytes(spool, record)
+            # the reader may already have given this NDR's statuses (BadMail .BDR/.BAD)
+            known = {(o.status.code, (o.recipient or "").lower()) for o in own}
+            facts.observations.extend(
+                o for o in _dsn_observations(record, raw, dsn_module)
+                if (o.status.code, (o.recipient or "").lower()) not in known
+                and not (o.status.code in {k[0] for k in known} and not o.recipient))
+        except Exception as exc:  # noqa: BLE001 - one bad DSN must not stop the walk
+            facts.notes.append(f"DSN {record.id} not parsed: {type(exc).__name__}: {_clip(exc, 100)}")
 
 
 def _addressed_to_us(record: QueuedMessage, ours: frozenset[str]) -> bool:
@@ -610,9 +623,10 @@ def _w3c_observation(line: str, where: str, fields: list[str],
                        sender=None if outbound else state["sender"])
 
 
-def _gather_logs(facts: _Facts, paths: list[Path]) -> None:
+def _gather_logs(facts: _Facts, paths: list[Path]) -> Any:
+    """Read the logs once: events and reply lines into `facts`; the LogSet for trace."""
     if not paths:
-        return
+        return None
     from . import logs as logs_pkg
 
     logset = logs_pkg.read_logs(paths)
@@ -630,6 +644,15 @@ def _gather_logs(facts: _Facts, paths: list[Path]) -> None:
         facts.events.append(event)
     if "windows-events" not in _log_readers(logs_pkg):
         facts.notes.append("queuetool.logs.windows_events not available: event log exports were not read")
+    return logset
+
+
+def _gather_log_replies(facts: _Facts, logset: Any) -> None:
+    """SMTP replies in the mail/protocol logs (after the records: queued ids are skipped)."""
+    if logset is None:
+        return
+    from . import logs as logs_pkg
+
     for stats in logset.files:
         if stats.format in ("windows-events", "exchange-tracking"):
             continue
@@ -946,6 +969,63 @@ def _trace_accounts(source: Any, log_paths: list[Path], settings: Any, facts: _F
         facts.notes.append(f"trace failed: {type(exc).__name__}: {_clip(exc, 120)}")
         return []
     return list(getattr(result, "accounts", []) or [])
+
+
+def _trace_in_the_same_pass(facts: _Facts, records: Iterable[QueuedMessage], ours: frozenset[str],
+                            spool: Any, settings: Any, logset: Any) -> list[Any] | None:
+    """Trace's account judgement over the records diagnose reads anyway (one spool pass,
+    not two): trace.enrich_records -> collect -> judge, ranked like trace.trace.
+    None when trace's pieces are not there (the caller then runs trace.trace)."""
+    try:
+        from . import trace as trace_module
+    except ImportError:
+        facts.notes.append("queuetool.trace not available: account verdicts come from spool data only")
+        return []
+    needed = ("LogIndex", "enrich_records", "collect", "judge", "VERDICT_RANK")
+    if settings is None or not all(hasattr(trace_module, name) for name in needed):
+        return None
+    index = trace_module.LogIndex.build(logset) if logset is not None else None
+    observed = _observed(facts, trace_module.enrich_records(records, index), ours, spool)
+    try:
+        entries, _total, _unattributed = trace_module.collect(observed, settings, index)
+        for entry in entries.values():
+            trace_module.judge(entry)
+    except Exception as exc:  # noqa: BLE001 - trace failing must not stop diagnose
+        facts.notes.append(f"trace failed: {type(exc).__name__}: {_clip(exc, 120)}")
+        for _ in observed:    # finish diagnose's own pass over the records
+            pass
+        return []
+    for _ in observed:        # in case collect stopped early
+        pass
+    rank = trace_module.VERDICT_RANK
+    return sorted(entries.values(), key=lambda e: (rank.get(e.verdict, 9), e.kind != "account",
+                                                   -e.score, -e.messages, e.account or e.client or ""))
+
+
+def _inferred_settings(spool: Any, settings: Any, mta: str | None, notes: list[str]) -> Any:
+    """No domains given: infer them from the spool like scan/trace do, and say so."""
+    if settings is None:
+        try:
+            from .config import Settings
+        except ImportError:
+            return settings
+        settings = Settings()
+    if _our_domains(settings) or isinstance(settings, dict):
+        return settings
+    try:
+        from .analysis import infer_settings
+    except ImportError:
+        return settings
+    try:
+        inferred = infer_settings(spool, settings, mta=mta)
+    except Exception as exc:  # noqa: BLE001 - inference is a convenience
+        notes.append(f"domain inference failed: {type(exc).__name__}: {_clip(exc, 100)}")
+        return settings
+    if _our_domains(inferred):
+        evidence = getattr(inferred, "inference_evidence", "")
+        notes.append(f"no local domains given; inferred {', '.join(sorted(_our_domains(inferred)))}"
+                     + (f" ({evidence})" if evidence else "") + ": findings that rest on them say so")
+    return inferred
 
 
 def _get(obj: Any, key: str, default: Any = None) -> Any:
@@ -1368,19 +1448,27 @@ def diagnose(
             if logs_below and hasattr(spools_pkg, "find_logs"):
                 found = [Path(p) for p in spools_pkg.find_logs(source)]
                 log_paths += [p for p in found if p not in log_paths]
+    logset = _gather_logs(facts, log_paths)
     if records is None:
+        settings = _inferred_settings(spool, settings, mta, facts.notes)
+        ours = _our_domains(settings)
         records = _records_of(spool, settings, log_paths, jobs, facts.notes)
-    _gather_records(facts, records, ours, spool)
-    _gather_logs(facts, log_paths)
+    trace_accounts: list[Any] = []
+    if trace_result is not None:
+        trace_accounts = list(_get(trace_result, "accounts", []) or [])
+        _gather_records(facts, records, ours, spool)
+    elif use_trace and spool is not None:
+        traced = _trace_in_the_same_pass(facts, records, ours, spool, settings, logset)
+        if traced is None:   # trace's pieces unavailable: gather, then let trace read the spool itself
+            _gather_records(facts, records, ours, spool)
+            traced = _trace_accounts(spool, log_paths, settings, facts)
+        trace_accounts = traced
+    else:
+        _gather_records(facts, records, ours, spool)
+    _gather_log_replies(facts, logset)
     if events is not None:
         facts.events.extend(events)
     facts.observations.extend(_observations_from_events(facts.events))
-    if trace_result is not None:
-        trace_accounts = list(_get(trace_result, "accounts", []) or [])
-    elif use_trace and spool is not None:
-        trace_accounts = _trace_accounts(spool, log_paths, settings, facts)
-    else:
-        trace_accounts = []
 
     findings: list[Finding] = []
     relay = _relay_findings(facts, trace_accounts, ours)
@@ -1406,6 +1494,7 @@ def diagnose(
         "records": facts.records, "unreadable": facts.unreadable, "scored": facts.scored,
         "queues": dict(facts.queues), "statuses": facts.observations.total, "events": len(facts.events),
         "dsn_parsed": facts.dsn_read, "logs": facts.log_files, "local_domains": sorted(ours),
+        "domains_inferred": bool(getattr(settings, "domains_inferred", False)),
         "notes": facts.notes,
     })
 
