@@ -586,8 +586,7 @@ def trace_command(spool: Path, mta: str | None, logs: tuple[Path, ...], local_do
 @click.option("--local-domain", "local_domains", multiple=True, help="A domain this server accepts; repeatable.")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="queuetool.toml with the server's domains.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl"]), default="table",
-              show_default=True, help="Output format.")
+@format_option()
 @click.option("--jobs", "-j", type=int, default=None, help="Worker processes [default: all cores].")
 @click.option("--no-logs-below", is_flag=True, help="Do not read logs found inside SPOOL (a server tree).")
 @fail_cleanly
@@ -612,6 +611,11 @@ def diagnose_command(spool: Path, mta: str | None, logs: tuple[Path, ...], local
     elif fmt == "jsonl":
         for finding in result.findings:
             click.echo(output.to_json_line(finding.to_dict()))
+    elif fmt == "csv":
+        rows = [dict(f.to_dict(), count=f.evidence.get("count")) for f in result.findings]
+        columns = [(key, key, 0) for key in ("severity", "id", "title", "count", "cause", "confirm",
+                                             "remedy", "references", "evidence")]
+        output.write_rows(rows, fmt, sys.stdout, columns)
     else:
         click.echo(render_text(result), nl=False)
 

@@ -366,6 +366,11 @@ def test_cli_json_and_table(tmp_path):
     lines = runner.invoke(main, ["diagnose", str(spool), "--log", str(FIXTURES / "s5"), "--format", "jsonl"])
     assert lines.exit_code == 0
     assert "kb895853-s5-destination-requires-auth" in {json.loads(l)["id"] for l in lines.output.splitlines()}
+    csv_out = runner.invoke(main, ["diagnose", str(spool), "--log", str(FIXTURES / "s5"), "--format", "csv"])
+    assert csv_out.exit_code == 0
+    header, *rows = csv_out.output.splitlines()
+    assert header.startswith("severity,id,title,count,cause")
+    assert any(",kb895853-s5-destination-requires-auth," in row for row in rows)
 
 
 def test_cli_bad_spool_is_one_line_error(tmp_path):
