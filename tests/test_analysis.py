@@ -206,3 +206,31 @@ def test_load_settings_roundtrip_into_analysis(tmp_path):
     spool = write_spool(tmp_path / "q")
     records = list(analyze(spool, settings=load_settings(config)))
     assert {r.verdict for r in records} == {"clean"}  # nothing reaches 50 points
+
+
+def _fragile_rule(inp):
+    """Fails on most strange messages: the subject must be a number."""
+    return f"subject {int(inp.record.subject or 'none')}" if inp.record.subject else None
+
+
+@given(st.lists(records(), min_size=1, max_size=10, unique_by=lambda r: r.id))
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_a_rule_failing_on_strange_messages_is_reported_and_the_scan_goes_on(items):
+    import pytest
+
+    fragile = Rule("fragile", 1.0, "spam", "record", "test rule", _fragile_rule)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "RULES", engine.RULES + (fragile,))
+        out = list(analyze_records([_copy(r) for r in items], OURS))
+    assert [r.id for r in out] == [r.id for r in items]
+    for record in out:
+        hits = [h for h in record.rules if h.rule == "fragile"]
+        try:
+            int(record.subject or "none")
+            should_fail = False
+        except ValueError:
+            should_fail = bool(record.subject)
+        assert (record.details.get("rule_errors") == ["fragile"]) == should_fail
+        if should_fail:
+            assert hits[0].points == 0.0 and "rule failed" in hits[0].why
+        assert record.verdict in ("spam", "relay", "backscatter", "clean")
