@@ -402,12 +402,13 @@ def mta_safety_options(func: Callable) -> Callable:
 @selection_options
 @click.option("--apply", is_flag=True, help="Do it. Without --apply, only print the plan.")
 @mta_safety_options
+@log_options
 @format_option()
 @fail_cleanly
 @ops_errors
 def quarantine_command(spool: Path, mta: str | None, qdir: Path, selection: Any, apply: bool, offline: bool,
                        mta_config: str | None, local_domains: tuple[str, ...], config_path: Path | None,
-                       jobs: int | None, fmt: str) -> None:
+                       jobs: int | None, logs: tuple[Path, ...], fmt: str) -> None:
     """Move selected message units into QDIR (dry run unless --apply).
 
     Every file of a unit is copied, fsynced, verified by sha256, written to
@@ -422,7 +423,7 @@ def quarantine_command(spool: Path, mta: str | None, qdir: Path, selection: Any,
     from .ops import quarantine
 
     report = quarantine(spool, qdir, selection, apply=apply, mta=mta, mta_config=mta_config, offline=offline,
-                        jobs=jobs or 1, settings=_ops_settings(local_domains, config_path))
+                        jobs=jobs or 1, settings=_ops_settings(local_domains, config_path), logs=list(logs))
     _echo_plan_and_outcome(report, fmt, apply)
 
 
@@ -435,12 +436,13 @@ def quarantine_command(spool: Path, mta: str | None, qdir: Path, selection: Any,
 @click.option("--discard-copies", is_flag=True,
               help="Also delete the quarantined copies (the manifest with hashes is kept).")
 @mta_safety_options
+@log_options
 @format_option()
 @fail_cleanly
 @ops_errors
 def purge_command(spool: Path, mta: str | None, qdir: Path | None, selection: Any, apply: bool,
                   discard_copies: bool, offline: bool, mta_config: str | None, local_domains: tuple[str, ...],
-                  config_path: Path | None, jobs: int | None, fmt: str) -> None:
+                  config_path: Path | None, jobs: int | None, logs: tuple[Path, ...], fmt: str) -> None:
     """Remove selected messages from the MTA (quarantined first; dry run unless --apply).
 
     \b
@@ -452,7 +454,7 @@ def purge_command(spool: Path, mta: str | None, qdir: Path | None, selection: An
 
     report = purge(spool, selection, to=qdir, apply=apply, discard_copies=discard_copies, mta=mta,
                    mta_config=mta_config, offline=offline, jobs=jobs or 1,
-                   settings=_ops_settings(local_domains, config_path))
+                   settings=_ops_settings(local_domains, config_path), logs=list(logs))
     _echo_plan_and_outcome(report, fmt, apply)
 
 

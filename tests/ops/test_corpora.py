@@ -55,3 +55,25 @@ def test_quarantine_everything_and_restore_it(tmp_path, name: str) -> None:
         assert set(after) == set(before) - moved
         restore(qdir, apply=True)
         assert file_table(top) == before                 # bytes, modes and mtimes
+
+
+def test_selection_by_account_uses_the_mail_log(tmp_path) -> None:
+    """Sendmail keeps no login by default: only its mail.log names the account, so
+    `quarantine --auth-user scanner --log mail.log` must plan every scanner message."""
+    from click.testing import CliRunner
+
+    from corpus import load_manifest
+    from queuetool.cli import main
+
+    spool = copy_corpus("sendmail", tmp_path)
+    log = CORPORA / "sendmail" / "logs" / "mail.log"
+    expected = {m["id"] for m in load_manifest("sendmail") if m.get("account") == "scanner"}
+    without = quarantine(spool, tmp_path / "q1", make_selection(auth_users=["scanner"]))
+    with_log = quarantine(spool, tmp_path / "q2", make_selection(auth_users=["scanner"]), logs=[log])
+    planned = {u.id for u in with_log.plan.units if not u.refused}
+    assert planned == expected
+    assert len({u.id for u in without.plan.units}) < len(expected)
+    result = CliRunner().invoke(main, ["quarantine", str(spool), "--to", str(tmp_path / "q3"),
+                                       "--auth-user", "scanner", "--log", str(log), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert all(unit_id in result.stdout for unit_id in expected)
