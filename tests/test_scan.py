@@ -84,3 +84,17 @@ def test_cli_show_and_raw(tmp_path):
     assert raw.stdout_bytes.startswith(b"From: s1@example.org\r\n")
     missing = runner.invoke(main, ["show", str(root), "nope"])
     assert missing.exit_code == 1 and "no queued message" in missing.stderr
+
+
+def test_keyed_access_lists_the_spool_once(tmp_path, monkeypatch):
+    root = make_tree(tmp_path / "q", n=50, bad=())
+    spool = queuetool.open_spool(root)
+    listed = []
+    original = spool.reader.iter_units
+    monkeypatch.setattr(spool.reader, "iter_units", lambda r: listed.append(1) or original(r))
+    for key in ("m0001", "m0020", "m0049"):
+        assert spool.get_bytes(key).startswith(b"From: ")
+    assert len(listed) == 1
+    (root / "d0" / "m0001.eml").unlink()
+    spool.refresh()
+    assert "m0001" not in spool

@@ -89,6 +89,7 @@ class Spool:
         self.mta = mta
         self.reader = reader_for(mta)
         self.label = label if label is not None else str(self.root)
+        self._index: dict[str, QueueUnit] | None = None
 
     def __repr__(self) -> str:
         return f"Spool({str(self.root)!r}, mta={self.mta!r})"
@@ -115,10 +116,20 @@ class Spool:
         return record
 
     def find_unit(self, key: str) -> QueueUnit | None:
-        for unit in self.units():
-            if unit.id == key:
-                return unit
-        return None
+        """The unit with id `key`; the first lookup lists the spool once and keeps an index.
+
+        Call `refresh()` after the spool changed (a live MTA moves files).
+        """
+        if self._index is None:
+            index: dict[str, QueueUnit] = {}
+            for unit in self.units():
+                index.setdefault(unit.id, unit)
+            self._index = index
+        return self._index.get(key)
+
+    def refresh(self) -> None:
+        """Forget the key index built by keyed access."""
+        self._index = None
 
     def _unit(self, key: str) -> QueueUnit:
         unit = self.find_unit(key)
