@@ -529,16 +529,14 @@ TRACE_COLUMNS = (("verdict", "VERDICT", 11), ("who", "ACCOUNT/CLIENT", 22), ("me
 
 @main.command("trace")
 @spool_argument
+@domain_options
 @log_options
-@click.option("--local-domain", "local_domains", multiple=True, help="A domain this server accepts; repeatable.")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="queuetool.toml with the server's domains.")
 @format_option()
 @click.option("--jobs", "-j", type=int, default=None, help="Worker processes [default: all cores].")
 @click.option("--no-logs-below", is_flag=True, help="Do not read logs found inside SPOOL (a server tree).")
 @fail_cleanly
-def trace_command(spool: Path, mta: str | None, logs: tuple[Path, ...], local_domains: tuple[str, ...],
-                  config_path: Path | None, fmt: str, jobs: int | None, no_logs_below: bool) -> None:
+def trace_command(spool: Path, mta: str | None, settings: Any, logs: tuple[Path, ...], fmt: str,
+                  jobs: int | None, no_logs_below: bool) -> None:
     """Which authenticated account (or relay client) sent the queued mail, most suspicious first.
 
     Evidence: spool metadata, the server's own Received hops, and logs (--log):
@@ -550,10 +548,9 @@ def trace_command(spool: Path, mta: str | None, logs: tuple[Path, ...], local_do
       queuetool trace corpora/postfix/spool --log corpora/postfix/logs/mail.log
       queuetool trace /mnt/server-c --log AppEvent.csv --log ex261127.log --format json
     """
-    from .config import load_settings
     from .trace import trace
 
-    result = trace(spool, logs=list(logs), settings=load_settings(config_path, local_domains=local_domains),
+    result = trace(spool, logs=list(logs), settings=settings,
                    mta=mta, jobs=jobs or default_jobs(), logs_below=not no_logs_below)
     for stats in result.logs:
         if stats["error"] or stats["junk"]:
@@ -584,16 +581,14 @@ def trace_command(spool: Path, mta: str | None, logs: tuple[Path, ...], local_do
 
 @main.command("diagnose")
 @spool_argument
+@domain_options
 @log_options
-@click.option("--local-domain", "local_domains", multiple=True, help="A domain this server accepts; repeatable.")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="queuetool.toml with the server's domains.")
 @format_option()
 @click.option("--jobs", "-j", type=int, default=None, help="Worker processes [default: all cores].")
 @click.option("--no-logs-below", is_flag=True, help="Do not read logs found inside SPOOL (a server tree).")
 @fail_cleanly
-def diagnose_command(spool: Path, mta: str | None, logs: tuple[Path, ...], local_domains: tuple[str, ...],
-                     config_path: Path | None, fmt: str, jobs: int | None, no_logs_below: bool) -> None:
+def diagnose_command(spool: Path, mta: str | None, settings: Any, logs: tuple[Path, ...], fmt: str,
+                      jobs: int | None, no_logs_below: bool) -> None:
     """KB 895853's relay troubleshooting walk: NDR codes, block lists, stuck mail, events.
 
     Prints findings (most severe first), each with evidence, cause, what to check
@@ -604,9 +599,9 @@ def diagnose_command(spool: Path, mta: str | None, logs: tuple[Path, ...], local
       queuetool diagnose corpora/postfix/spool --local-domain example.com
       queuetool diagnose /mnt/server-c --log AppEvent.csv --format json
     """
-    from .diagnose import diagnose, render_text, settings_for
+    from .diagnose import diagnose, render_text
 
-    result = diagnose(spool, logs=logs, settings=settings_for(local_domains, config_path), mta=mta,
+    result = diagnose(spool, logs=logs, settings=settings, mta=mta,
                       jobs=jobs or default_jobs(), logs_below=not no_logs_below)
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2, default=str))

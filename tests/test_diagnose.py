@@ -365,10 +365,10 @@ def test_cli_json_and_table(tmp_path):
     assert "[MEDIUM] kb895853-s1-authenticated-relay-denied" in table.output
     lines = runner.invoke(main, ["diagnose", str(spool), "--log", str(FIXTURES / "s5"), "--format", "jsonl"])
     assert lines.exit_code == 0
-    assert "kb895853-s5-destination-requires-auth" in {json.loads(l)["id"] for l in lines.output.splitlines()}
+    assert "kb895853-s5-destination-requires-auth" in {json.loads(l)["id"] for l in lines.stdout.splitlines()}
     csv_out = runner.invoke(main, ["diagnose", str(spool), "--log", str(FIXTURES / "s5"), "--format", "csv"])
     assert csv_out.exit_code == 0
-    header, *rows = csv_out.output.splitlines()
+    header, *rows = csv_out.stdout.splitlines()
     assert header.startswith("severity,id,title,count,cause")
     assert any(",kb895853-s5-destination-requires-auth," in row for row in rows)
 

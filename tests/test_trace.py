@@ -223,7 +223,8 @@ def test_cli_trace_json_and_table(tmp_path, monkeypatch):
     monkeypatch.setattr(trace_module, "trace", fake_trace)
     spool = tmp_path / "spool"
     spool.mkdir()
-    result = CliRunner().invoke(main, ["trace", str(spool), "--format", "json", "--no-logs-below"])
+    result = CliRunner().invoke(main, ["trace", str(spool), "--format", "json", "--no-logs-below",
+                                       "--local-domain", "example.com"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert [a["account"] for a in data["accounts"]] == ["scanner", "bob"]
@@ -232,7 +233,7 @@ def test_cli_trace_json_and_table(tmp_path, monkeypatch):
                 "first_seen", "last_seen", "from_mismatch", "failed_logins", "verdict", "evidence", "remedy"):
         assert key in first
     assert first["verdict"] == "compromised" and first["messages"] == 12
-    table = CliRunner().invoke(main, ["trace", str(spool), "--no-logs-below"])
+    table = CliRunner().invoke(main, ["trace", str(spool), "--no-logs-below", "--local-domain", "example.com"])
     assert table.exit_code == 0 and table.output.splitlines()[1].startswith("compromised scanner")
     assert "Reset the password of scanner" in table.output
 
