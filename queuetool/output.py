@@ -26,6 +26,9 @@ def _csv_cell(value: Any) -> Any:
 
 
 def clip(text: Any, width: int) -> str:
+    """Fit text into `width` columns, marking a cut with "~"; numbers are never cut."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return str(text)
     text = "" if text is None else " ".join(str(text).split())
     return text if len(text) <= width else text[: max(width - 1, 0)] + "~"
 
@@ -71,7 +74,9 @@ def write_rows(
     return count
 
 
-def _table_cell(value: Any) -> str:
+def _table_cell(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
     if value is None:
         return "-"
     if isinstance(value, list):

@@ -163,7 +163,8 @@ def summarize(
     if top:
         ordered = ordered[:top]
     rows = [_count_row(by, TOTAL, grand, labels)] + [_count_row(by, key, c, labels) for key, c in ordered]
-    columns = [(by, by.upper(), 0), ("T", "T", 6), ("flagged", "FLAG", 5)] + [(l, l, 5) for l in labels]
+    columns = [(by, by.upper(), 0), ("T", "T", 6), ("flagged", "FLAG", 5)]
+    columns += [(label, label, max(4, len(label))) for label in labels]
     return Summary(by, columns, rows, messages, pooled)
 
 

@@ -104,3 +104,14 @@ def test_cli_summary_csv_and_inferred_domains_on_stderr():
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert rows[0]["domain"] == TOTAL and int(rows[0]["T"]) > 0
     assert "inferred: example.com" in result.stderr
+
+
+def test_table_never_cuts_numbers_and_keeps_domains_readable():
+    import io
+
+    from queuetool.output import write_rows
+
+    out = io.StringIO()
+    write_rows([{"domain": "freemail.test", "T": 1234567}], "table", out, [("domain", "DOMAIN", 0), ("T", "T", 3)])
+    row = out.getvalue().splitlines()[1]
+    assert "1234567" in row and row.startswith("freemail.test")
