@@ -240,12 +240,15 @@ def render_message(record: QueuedMessage) -> str:
 
 @main.command("show")
 @spool_argument
+@domain_options
 @click.argument("message_id")
 @click.option("--raw", is_flag=True, help="Write the stored message bytes (RFC 5322) to stdout.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @fail_cleanly
-def show_command(spool: Path, mta: str | None, message_id: str, raw: bool, fmt: str) -> None:
-    """Show one message: envelope, headers, evidence; --raw for its bytes.
+def show_command(spool: Path, mta: str | None, settings: Any, message_id: str, raw: bool, fmt: str) -> None:
+    """Show one message: envelope, evidence, rule hits, headers; --raw for its bytes.
+
+    Campaign membership needs the whole spool: see `scan` or `summary --by campaign`.
 
     \b
     Examples:
@@ -258,7 +261,12 @@ def show_command(spool: Path, mta: str | None, message_id: str, raw: bool, fmt: 
     if raw:
         sys.stdout.buffer.write(opened.get_bytes(message_id))
         return
+    from .analysis import analyze_records
+
     record = opened.get(message_id)
+    headers = list(record.headers)
+    record = next(analyze_records([record], settings))
+    record.headers = record.headers or headers
     if fmt == "json":
         click.echo(json.dumps(record.to_dict(with_headers=True), ensure_ascii=False, indent=2))
     else:

@@ -102,3 +102,17 @@ def test_keyed_access_lists_the_spool_once(tmp_path, monkeypatch):
     (root / "m0001.eml").unlink()
     spool.refresh()
     assert "m0001" not in spool
+
+
+def test_cli_show_prints_rule_hits_and_verdict():
+    from corpus import CORPORA
+
+    spool = CORPORA / "postfix" / "spool"
+    spam = next(r for r in queuetool.scan(spool) if r.auth_user == "scanner")
+    result = CliRunner().invoke(main, ["show", str(spool), spam.id, "--local-domain", "example.com"])
+    assert result.exit_code in (0, 3), result.output
+    assert "verdict:         spam" in result.stdout
+    assert "rule: " in result.stdout and "headers:" in result.stdout
+    data = json.loads(CliRunner().invoke(main, ["show", str(spool), spam.id, "--local-domain", "example.com",
+                                                "--format", "json"]).stdout)
+    assert data["verdict"] == "spam" and data["rules"] and data["headers"]
