@@ -196,12 +196,20 @@ def analyze(
     mta: str | None = None,
     keep_headers: bool = False,
     account_stats: dict[str, AccountStats] | None = None,
+    logs_below: bool = False,
 ) -> Iterator[QueuedMessage]:
     """Yield every record of `source` scored, with verdict, rule hits and campaign.
 
     `logs` are mail/protocol logs handed to the trace hook (see module docstring).
+    `logs_below` adds the logs found inside `source` when it is a copied server tree
+    (spools.find_logs), as trace and diagnose do.
     `account_stats`, if given a dict, is filled with per-account statistics.
     """
+    if logs_below:
+        from .trace import found_logs
+
+        given = [Path(p) for p in logs]
+        logs = given + [p for p in found_logs(source) if p not in given]
     spools = spools_of(source, mta)
     settings = infer_settings(spools[0] if len(spools) == 1 else MultiSpool(spools), settings)
     enrich, account_verdicts = trace_hooks()

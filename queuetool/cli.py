@@ -98,6 +98,11 @@ def log_options(func: Callable) -> Callable:
                              "repeatable.")(func)
 
 
+no_logs_below_option = click.option(
+    "--no-logs-below", is_flag=True,
+    help="Do not read the logs found inside SPOOL when it is a copied server tree (read by default).")
+
+
 def progress_wanted(quiet: bool = False) -> bool:
     """Progress bars go to stderr, only when it is a terminal and neither -q flag is given."""
     return not quiet and not global_flag("quiet") and sys.stderr.isatty()
@@ -178,9 +183,11 @@ def main(ctx: click.Context, quiet: bool, verbose: bool) -> None:
 @click.option("--unordered", is_flag=True, help="Print records as workers finish (faster with --jobs).")
 @click.option("--headers", "with_headers", is_flag=True, help="Include decoded headers in json/jsonl output.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@no_logs_below_option
 @fail_cleanly
 def scan_command(spool: Path, mta: str | None, settings: Any, fmt: str, logs: tuple[Path, ...],
-                 jobs: int | None, full: bool, unordered: bool, with_headers: bool, quiet: bool) -> None:
+                 jobs: int | None, full: bool, unordered: bool, with_headers: bool, quiet: bool,
+                 no_logs_below: bool) -> None:
     """List every queued message unit as one record, scored: verdict, rules, campaign.
 
     Exits 3 when the scan completed but some units were unreadable (their records
@@ -204,7 +211,8 @@ def scan_command(spool: Path, mta: str | None, settings: Any, fmt: str, logs: tu
 
     # logs enrich records (logins, envelope, client) before scoring (docs/trace.md, docs/rules.md)
     records = analyze(spool, settings=settings, logs=list(logs), mta=mta, full=full, jobs=jobs or default_jobs(),
-                      ordered=not unordered, keep_headers=with_headers, progress=progress_wanted(quiet))
+                      ordered=not unordered, keep_headers=with_headers, progress=progress_wanted(quiet),
+                      logs_below=not no_logs_below)
     out = sys.stdout
     output.write_records(counted(records), fmt, out, with_headers=with_headers)
     if errors:
@@ -541,7 +549,7 @@ TRACE_COLUMNS = (("verdict", "VERDICT", 11), ("who", "ACCOUNT/CLIENT", 22), ("me
 @log_options
 @format_option()
 @click.option("--jobs", "-j", type=int, default=None, help="Worker processes [default: all cores].")
-@click.option("--no-logs-below", is_flag=True, help="Do not read logs found inside SPOOL (a server tree).")
+@no_logs_below_option
 @fail_cleanly
 def trace_command(spool: Path, mta: str | None, settings: Any, logs: tuple[Path, ...], fmt: str,
                   jobs: int | None, no_logs_below: bool) -> None:
@@ -593,7 +601,7 @@ def trace_command(spool: Path, mta: str | None, settings: Any, logs: tuple[Path,
 @log_options
 @format_option()
 @click.option("--jobs", "-j", type=int, default=None, help="Worker processes [default: all cores].")
-@click.option("--no-logs-below", is_flag=True, help="Do not read logs found inside SPOOL (a server tree).")
+@no_logs_below_option
 @fail_cleanly
 def diagnose_command(spool: Path, mta: str | None, settings: Any, logs: tuple[Path, ...], fmt: str,
                       jobs: int | None, no_logs_below: bool) -> None:
@@ -639,9 +647,10 @@ def diagnose_command(spool: Path, mta: str | None, settings: Any, logs: tuple[Pa
 @click.option("--full", is_flag=True, help="Run the body rules too (slower).")
 @click.option("--jobs", "-j", type=int, default=None, help="Worker processes [default: all cores].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@no_logs_below_option
 @fail_cleanly
 def summary_command(spool: Path, mta: str | None, settings: Any, logs: tuple[Path, ...], by: str, fmt: str,
-                    top: int | None, full: bool, jobs: int | None, quiet: bool) -> None:
+                    top: int | None, full: bool, jobs: int | None, quiet: bool, no_logs_below: bool) -> None:
     """qshape-like summary: messages per recipient domain (or sender, client, account,
     campaign) in geometric age buckets (minutes), with flagged counts.
 
@@ -655,7 +664,8 @@ def summary_command(spool: Path, mta: str | None, settings: Any, logs: tuple[Pat
     from .summary import summarize
 
     records = analyze(spool, settings=settings, logs=list(logs), mta=mta, full=full,
-                      jobs=jobs or default_jobs(), ordered=False, progress=progress_wanted(quiet))
+                      jobs=jobs or default_jobs(), ordered=False, progress=progress_wanted(quiet),
+                      logs_below=not no_logs_below)
     result = summarize(records, by, top=top)
     if fmt == "json":
         click.echo(json.dumps({"by": by, "messages": result.messages, "rows": result.rows},
@@ -678,9 +688,10 @@ def summary_command(spool: Path, mta: str | None, settings: Any, logs: tuple[Pat
               help="What to print on stdout besides writing the file: a one-line summary or the report data.")
 @click.option("--jobs", "-j", type=int, default=None, help="Worker processes [default: all cores].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@no_logs_below_option
 @fail_cleanly
 def report_command(spool: Path, mta: str | None, settings: Any, logs: tuple[Path, ...], html_path: Path,
-                   fmt: str, jobs: int | None, quiet: bool) -> None:
+                   fmt: str, jobs: int | None, quiet: bool, no_logs_below: bool) -> None:
     """Write an incident report: counts by verdict/queue, messages over time per account,
     top recipient domains, campaigns, accounts (trace), findings (diagnose) and
     ready-to-paste quarantine selectors. No network needed to view it.
@@ -693,7 +704,8 @@ def report_command(spool: Path, mta: str | None, settings: Any, logs: tuple[Path
     from .report import write_report
 
     data = write_report(spool, html_path, settings=settings, logs=list(logs), mta=mta,
-                        jobs=jobs or default_jobs(), progress=progress_wanted(quiet))
+                        jobs=jobs or default_jobs(), progress=progress_wanted(quiet),
+                        logs_below=not no_logs_below)
     if fmt == "json":
         click.echo(json.dumps(data.to_dict(), ensure_ascii=False, indent=2, default=str))
     else:

@@ -93,6 +93,7 @@ def build_report(
     jobs: int = 1,
     progress: bool = False,
     mta: str | None = None,
+    logs_below: bool = True,
 ) -> ReportData:
     """Gather the report's numbers: one streaming analysis pass, then trace and diagnose."""
     data = ReportData(source=str(source), generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
@@ -105,7 +106,7 @@ def build_report(
     queues: collections.Counter[str] = collections.Counter()
     mtas: collections.Counter[str] = collections.Counter()
     for record in analyze(source, settings=settings, logs=logs, jobs=jobs, progress=progress, mta=mta,
-                          ordered=False):
+                          ordered=False, logs_below=logs_below):
         data.messages += 1
         data.unreadable += bool(record.error)
         verdicts[record.verdict or "unscored"] += 1
@@ -149,7 +150,7 @@ def build_report(
     trace = _optional("queuetool.trace", "trace")
     if trace is not None:
         try:
-            result = trace(source, logs=list(logs), settings=settings, mta=mta)
+            result = trace(source, logs=list(logs), settings=settings, mta=mta, logs_below=logs_below)
             data.accounts = _as_dicts(getattr(result, "accounts", result))
         except Exception as exc:  # noqa: BLE001 - the report still shows everything else
             data.notes.append(f"trace failed: {type(exc).__name__}: {exc}")
@@ -158,7 +159,7 @@ def build_report(
     diagnose = _optional("queuetool.diagnose", "diagnose")
     if diagnose is not None:
         try:
-            result = diagnose(source, logs=list(logs), settings=settings, mta=mta)
+            result = diagnose(source, logs=list(logs), settings=settings, mta=mta, logs_below=logs_below)
             data.findings = _as_dicts(getattr(result, "findings", result))
         except Exception as exc:  # noqa: BLE001
             data.notes.append(f"diagnose failed: {type(exc).__name__}: {exc}")
@@ -370,8 +371,10 @@ def _evidence_text(evidence: Any) -> str:
 
 
 def write_report(source: str | Path, html_path: str | Path, *, settings: Settings, logs: Sequence[str | Path] = (),
-                 jobs: int = 1, progress: bool = False, mta: str | None = None) -> ReportData:
+                 jobs: int = 1, progress: bool = False, mta: str | None = None,
+                 logs_below: bool = True) -> ReportData:
     """Build the report for `source` and write it to `html_path`; returns the data."""
-    data = build_report(source, settings=settings, logs=logs, jobs=jobs, progress=progress, mta=mta)
+    data = build_report(source, settings=settings, logs=logs, jobs=jobs, progress=progress, mta=mta,
+                        logs_below=logs_below)
     Path(html_path).write_text(render_html(data), encoding="utf-8")
     return data

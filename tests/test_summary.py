@@ -115,3 +115,20 @@ def test_table_never_cuts_numbers_and_keeps_domains_readable():
     write_rows([{"domain": "freemail.test", "T": 1234567}], "table", out, [("domain", "DOMAIN", 0), ("T", "T", 3)])
     row = out.getvalue().splitlines()[1]
     assert "1234567" in row and row.startswith("freemail.test")
+
+
+def test_summary_reads_the_logs_inside_a_server_tree_unless_told_not_to():
+    """Exchange 2003 queue files name no account; the W3C log + Event 1708 exports copied
+    with the server tree do, and every spool verb reads them like trace does."""
+    from click.testing import CliRunner
+
+    from corpus import CORPORA, load_manifest
+    from queuetool.cli import main
+
+    spool = CORPORA / "exchange2003" / "spool"
+    expected = sum(1 for m in load_manifest("exchange2003") if m.get("account") == "scanner")
+    args = ["summary", str(spool), "--by", "account", "--local-domain", "example.com", "--format", "json", "-j", "1"]
+    rows = {r["account"]: r for r in json.loads(CliRunner().invoke(main, args).stdout)["rows"]}
+    assert rows["scanner"]["T"] == expected
+    bare = json.loads(CliRunner().invoke(main, args + ["--no-logs-below"]).stdout)["rows"]
+    assert "scanner" not in {r["account"] for r in bare}
