@@ -372,6 +372,11 @@ def _echo_plan_and_outcome(report: Any, fmt: str, apply: bool) -> None:
                        f"from {plan.spool_root} into {report.qdir}" + (f"; {refused} refused" if refused else ""))
             click.echo(f"      {plan.live.why}")
             click.echo("dry run: nothing changed; add --apply to do it")
+        refused = [u for u in plan.units if u.refused]
+        if refused:
+            click.echo(f"queuetool: {len(refused)} unit(s) would be refused for safety ({refused[0].id}: "
+                       f"{refused[0].refused}); --apply would exit 4 too", err=True)
+            sys.exit(EXIT_REFUSED)
         return
     _echo_outcomes(report, fmt)
 

@@ -77,3 +77,17 @@ def test_selection_by_account_uses_the_mail_log(tmp_path) -> None:
                                        "--auth-user", "scanner", "--log", str(log), "--format", "json"])
     assert result.exit_code == 0, result.output
     assert all(unit_id in result.stdout for unit_id in expected)
+
+
+def test_a_dry_run_that_would_be_refused_exits_4(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from queuetool.cli import main
+
+    vsi = CORPORA / "exchange2003" / "spool" / "Program Files" / "Exchsrvr" / "Mailroot" / "vsi 1"
+    args = ["quarantine", str(vsi), "--to", str(tmp_path / "q"), "--where", "true", "--local-domain", "example.com"]
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code == 4 and "would be refused" in refused.stderr
+    assert not (tmp_path / "q").exists() or not any((tmp_path / "q").iterdir())
+    offline = CliRunner().invoke(main, args + ["--offline"])
+    assert offline.exit_code == 0, offline.output
