@@ -206,10 +206,9 @@ def analyze(
     `account_stats`, if given a dict, is filled with per-account statistics.
     """
     if logs_below:
-        from .trace import found_logs
+        from .trace import with_logs_below
 
-        given = [Path(p) for p in logs]
-        logs = given + [p for p in found_logs(source) if p not in given]
+        logs = with_logs_below(logs, source)
     spools = spools_of(source, mta)
     settings = infer_settings(spools[0] if len(spools) == 1 else MultiSpool(spools), settings)
     enrich, account_verdicts = trace_hooks()

@@ -91,6 +91,9 @@ def parse_received(value: str, index: int = 0) -> Hop:
             setattr(hop, attr, found.group(1))
     if hop.protocol and hop.protocol.lower() in AUTH_PROTOCOLS:
         hop.authenticated, hop.marker = True, f"with {hop.protocol}"
+    low = head.lower()
+    if "auth" not in low and "user=" not in low:
+        return hop  # every login marker below says "auth..." or "user=": skip their regexes
     for pattern, label in ((_POSTFIX_AUTH, "Authenticated sender"), (_SENDMAIL_FULL, "user= mech="),
                            (_COURIER_AUTH, "AUTH:"), (_EXIM_AUTH_ID, "authenticated id")):
         found = pattern.search(head)

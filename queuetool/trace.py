@@ -736,6 +736,17 @@ def found_logs(source: Any) -> list[Path]:
         return []
 
 
+def with_logs_below(logs: Iterable[str | Path], source: Any) -> list[Path]:
+    """The given logs plus those found inside `source` that no given path already covers
+    (a given directory covers every file below it), so nothing is read twice."""
+    given = [Path(p) for p in logs]
+
+    def covered(path: Path) -> bool:
+        return any(path == g or g in path.parents for g in given)
+
+    return given + [p for p in found_logs(source) if not covered(p)]
+
+
 def trace(
     source: Any,
     *,
@@ -757,9 +768,7 @@ def trace(
     from .config import Settings
 
     settings = infer_settings(source, settings if settings is not None else Settings(), mta=mta)
-    log_paths = [Path(p) for p in logs]
-    if logs_below:
-        log_paths += [p for p in found_logs(source) if p not in log_paths]
+    log_paths = with_logs_below(logs, source) if logs_below else [Path(p) for p in logs]
     logset = read_logs(log_paths) if log_paths else LogSet()
     index = LogIndex.build(logset) if log_paths else None
     stats_logs = [{"path": s.path, "format": s.format, "lines": s.lines, "junk": s.junk,

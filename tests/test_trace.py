@@ -243,7 +243,8 @@ def test_cli_scan_log_enriches_records(tmp_path):
 
     spool = copy_corpus("exchange2003", tmp_path)
     logs = ["--log", str(spool / "EventLogs"), "--log", str(spool / "WINDOWS")]
-    plain = CliRunner().invoke(main, ["scan", str(spool), "--format", "jsonl"])
+    plain = CliRunner().invoke(main, ["scan", str(spool), "--format", "jsonl", "--no-logs-below"])
+    found = CliRunner().invoke(main, ["scan", str(spool), "--format", "jsonl"])  # logs inside the tree
     enriched = CliRunner().invoke(main, ["scan", str(spool), "--format", "jsonl", *logs])
     assert plain.exit_code in (0, 3) and enriched.exit_code in (0, 3)
     rows = [json.loads(line) for line in enriched.output.splitlines() if line.startswith("{")]
@@ -251,6 +252,8 @@ def test_cli_scan_log_enriches_records(tmp_path):
     assert scanner and {r["auth_evidence"] for r in scanner} == {"log:iis-w3c+event1708"}
     assert all(r["recipients"] for r in scanner) and "headers" not in scanner[0]
     assert '"auth_user":"scanner"' not in plain.output
+    assert [json.loads(line)["id"] for line in found.stdout.splitlines() if '"auth_user":"scanner"' in line] == \
+        [r["id"] for r in scanner]
 
 
 def test_package_level_call_and_module_names():
