@@ -1445,9 +1445,10 @@ def diagnose(
             spool = source
         else:
             spool = spools_pkg.open_spool(source, mta=mta)
-            if logs_below and hasattr(spools_pkg, "find_logs"):
-                found = [Path(p) for p in spools_pkg.find_logs(source)]
-                log_paths += [p for p in found if p not in log_paths]
+            if logs_below:
+                from .trace import with_logs_below
+
+                log_paths = with_logs_below(log_paths, source)
     logset = _gather_logs(facts, log_paths)
     if records is None:
         settings = _inferred_settings(spool, settings, mta, facts.notes)
