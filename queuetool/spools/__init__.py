@@ -17,7 +17,7 @@ import importlib
 import os
 from pathlib import Path
 from types import ModuleType
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..model import QueuedMessage, QueueUnit
 
@@ -74,6 +74,18 @@ def read_unit_safely(reader: ModuleType, root: Path, unit: QueueUnit, full: bool
     if record is None:
         record = QueuedMessage(mta=reader.MTA, id=unit.id, queue=unit.queue, files=list(unit.paths))
         record.add_error(reason)
+    return record
+
+
+def read_into_record(mta: str, root: Path, unit: QueueUnit, full: bool,
+                     read_into: "Callable[[Path, QueueUnit, QueuedMessage, bool], None]") -> QueuedMessage:
+    """A record for `unit` filled by `read_into`; a file that cannot be read (vanished,
+    unreadable, a symlink, a directory) becomes the record's error, not an exception."""
+    record = QueuedMessage(mta=mta, id=unit.id, queue=unit.queue, files=list(unit.paths))
+    try:
+        read_into(root, unit, record, full)
+    except OSError as exc:
+        record.add_error(f"cannot read {unit.paths[0]}: {exc.strerror or exc}")
     return record
 
 

@@ -22,6 +22,7 @@ from typing import Iterator
 from .. import fsutil
 from ..headers import HEAD_READ_LIMIT, apply_headers, parse_header_block, split_header_block
 from ..model import QueuedMessage, QueueUnit
+from . import read_into_record
 from . import child_dirs
 
 MTA = "eml"
@@ -225,12 +226,7 @@ def _read_mbox_message(root: Path, unit: QueueUnit, limit: int | None) -> tuple[
 
 
 def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
-    record = QueuedMessage(mta=MTA, id=unit.id, queue=unit.queue, files=list(unit.paths))
-    try:
-        _read_into(root, unit, record, full)
-    except OSError as exc:  # vanished, unreadable, a symlink, a directory
-        record.add_error(f"cannot read {unit.paths[0]}: {exc.strerror or exc}")
-    return record
+    return read_into_record(MTA, root, unit, full, _read_into)
 
 
 def _read_into(root: Path, unit: QueueUnit, record: QueuedMessage, full: bool) -> None:

@@ -27,6 +27,7 @@ from .. import fsutil
 from ..dsn import parse_dsn, status_code
 from ..headers import HEAD_READ_LIMIT, apply_headers, bare_address, parse_header_block, split_header_block
 from ..model import QueuedMessage, QueueUnit
+from . import read_into_record
 from . import child_dirs
 
 MTA = "smtpsvc"
@@ -348,12 +349,7 @@ def _fill_from_message(record: QueuedMessage, data: bytes, truncated_read: bool)
 
 
 def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
-    record = QueuedMessage(mta=MTA, id=unit.id, queue=unit.queue, files=list(unit.paths))
-    try:
-        _read_into(root, unit, record, full)
-    except OSError as exc:  # vanished, unreadable, a symlink, a directory
-        record.add_error(f"cannot read {unit.paths[0]}: {exc.strerror or exc}")
-    return record
+    return read_into_record(MTA, root, unit, full, _read_into)
 
 
 def _read_into(root: Path, unit: QueueUnit, record: QueuedMessage, full: bool) -> None:
