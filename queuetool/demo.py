@@ -44,7 +44,7 @@ def run_demo(corpora: Path, out: IO[str], jobs: int | None = None) -> None:
         mtas: collections.Counter[str] = collections.Counter()
         campaigns: collections.Counter[str] = collections.Counter()
         total = errors = 0
-        for record in analyze(spool, settings=settings, logs=logs, jobs=jobs, ordered=False):
+        for record in analyze(spool, settings=settings, logs=logs, jobs=jobs, ordered=False, logs_below=True):
             total += 1
             errors += bool(record.error)
             verdicts[record.verdict or "unscored"] += 1
