@@ -21,8 +21,8 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from . import LogMessage, LogStats, Session, as_source, file_year, iter_lines, strip_angles
-from .syslog import key_values, looks_like_syslog, parse_syslog_line
+from . import LogMessage, LogStats, Session, as_source, strip_angles
+from .syslog import iter_syslog, key_values, looks_like_syslog
 
 FORMAT = "postfix"
 
@@ -48,7 +48,6 @@ def read_log(path: str | Path, stats: LogStats | None = None) -> Iterator[Sessio
     """Sessions (one per smtpd connection or pickup submission) with their messages."""
     path = as_source(path)
     stats = stats if stats is not None else LogStats(str(path), FORMAT)
-    year, last_month = file_year(path)
     sessions: list[Session] = []
     open_by_pid: dict[tuple[str, int | None], Session] = {}
     messages: dict[str, LogMessage] = {}
@@ -70,13 +69,7 @@ def read_log(path: str | Path, stats: LogStats | None = None) -> Iterator[Sessio
             message = messages[qid] = LogMessage(time=when, queue_id=qid)
         return message
 
-    for lineno, line in iter_lines(path, stats):
-        if not line.strip():
-            continue
-        parsed = parse_syslog_line(line, year, last_month)
-        if parsed is None:
-            stats.add_junk(lineno, line, "not a syslog line")
-            continue
+    for parsed in iter_syslog(path, stats):
         program = parsed.program
         text = parsed.text
         key = (parsed.host, parsed.pid)

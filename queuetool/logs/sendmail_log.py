@@ -17,8 +17,8 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from . import LogMessage, LogStats, Session, as_source, file_year, iter_lines, strip_angles, to_epoch
-from .syslog import key_values, looks_like_syslog, parse_syslog_line
+from . import LogMessage, LogStats, Session, as_source, strip_angles, to_epoch
+from .syslog import iter_syslog, key_values, looks_like_syslog
 
 FORMAT = "sendmail"
 PROGRAMS = ("sm-mta", "sendmail", "sm-msp-queue", "sm-msp")
@@ -55,7 +55,6 @@ def read_log(path: str | Path, stats: LogStats | None = None) -> Iterator[Sessio
     """Sessions per sendmail process (connection), with logins, failures and messages."""
     path = as_source(path)
     stats = stats if stats is not None else LogStats(str(path), FORMAT)
-    year, last_month = file_year(path)
     sessions: list[Session] = []
     current: dict[tuple[str, int | None], Session] = {}
     messages: dict[str, LogMessage] = {}
@@ -82,13 +81,7 @@ def read_log(path: str | Path, stats: LogStats | None = None) -> Iterator[Sessio
             session.client_name = name
         return session
 
-    for lineno, line in iter_lines(path, stats):
-        if not line.strip():
-            continue
-        parsed = parse_syslog_line(line, year, last_month)
-        if parsed is None:
-            stats.add_junk(lineno, line, "not a syslog line")
-            continue
+    for parsed in iter_syslog(path, stats):
         if parsed.program not in PROGRAMS:
             continue
         key = (parsed.host, parsed.pid)

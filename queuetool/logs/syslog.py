@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import iso_from_parts, parse_iso
+from typing import Iterator
+
+from . import LogStats, file_year, iso_from_parts, iter_lines, parse_iso
 
 MONTHS = {m: i for i, m in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
@@ -53,6 +55,20 @@ def parse_syslog_line(line: str, year: int, last_month: int = 12) -> SyslogLine 
         return SyslogLine(parse_iso(match.group(1)), match.group(2), match.group(3),
                           int(pid) if pid else None, match.group(5))
     return None
+
+
+def iter_syslog(path, stats: LogStats) -> Iterator[SyslogLine]:
+    """Every syslog line of a (possibly rotated, gzipped) log, year taken from the file;
+    lines that are not syslog are counted in `stats` as junk."""
+    year, last_month = file_year(path)
+    for lineno, line in iter_lines(path, stats):
+        if not line.strip():
+            continue
+        parsed = parse_syslog_line(line, year, last_month)
+        if parsed is None:
+            stats.add_junk(lineno, line, "not a syslog line")
+            continue
+        yield parsed
 
 
 def looks_like_syslog(head: bytes, programs: tuple[bytes, ...]) -> int:
