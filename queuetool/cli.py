@@ -98,6 +98,8 @@ def log_options(func: Callable) -> Callable:
                              "repeatable.")(func)
 
 
+jobs_option = click.option("--jobs", "-j", type=int, default=None,
+                           help="Worker processes [default: all cores].")
 no_logs_below_option = click.option(
     "--no-logs-below", is_flag=True,
     help="Do not read the logs found inside SPOOL when it is a copied server tree (read by default).")
@@ -178,7 +180,7 @@ def main(ctx: click.Context, quiet: bool, verbose: bool) -> None:
 @domain_options
 @format_option()
 @log_options
-@click.option("--jobs", "-j", type=int, default=None, help="Worker processes [default: all cores].")
+@jobs_option
 @click.option("--full", is_flag=True, help="Read whole messages, not just headers.")
 @click.option("--unordered", is_flag=True, help="Print records as workers finish (faster with --jobs).")
 @click.option("--headers", "with_headers", is_flag=True, help="Include decoded headers in json/jsonl output.")
@@ -553,7 +555,7 @@ TRACE_COLUMNS = (("verdict", "VERDICT", 11), ("who", "ACCOUNT/CLIENT", 22), ("me
 @domain_options
 @log_options
 @format_option()
-@click.option("--jobs", "-j", type=int, default=None, help="Worker processes [default: all cores].")
+@jobs_option
 @no_logs_below_option
 @fail_cleanly
 def trace_command(spool: Path, mta: str | None, settings: Any, logs: tuple[Path, ...], fmt: str,
@@ -605,7 +607,7 @@ def trace_command(spool: Path, mta: str | None, settings: Any, logs: tuple[Path,
 @domain_options
 @log_options
 @format_option()
-@click.option("--jobs", "-j", type=int, default=None, help="Worker processes [default: all cores].")
+@jobs_option
 @no_logs_below_option
 @fail_cleanly
 def diagnose_command(spool: Path, mta: str | None, settings: Any, logs: tuple[Path, ...], fmt: str,
@@ -650,7 +652,7 @@ def diagnose_command(spool: Path, mta: str | None, settings: Any, logs: tuple[Pa
               show_default=True, help="Output format.")
 @click.option("--top", type=int, default=None, metavar="N", help="Only the N largest rows.")
 @click.option("--full", is_flag=True, help="Run the body rules too (slower).")
-@click.option("--jobs", "-j", type=int, default=None, help="Worker processes [default: all cores].")
+@jobs_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @no_logs_below_option
 @fail_cleanly
@@ -691,7 +693,7 @@ def summary_command(spool: Path, mta: str | None, settings: Any, logs: tuple[Pat
               help="Where to write the report (one self-contained .html file).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="What to print on stdout besides writing the file: a one-line summary or the report data.")
-@click.option("--jobs", "-j", type=int, default=None, help="Worker processes [default: all cores].")
+@jobs_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @no_logs_below_option
 @fail_cleanly
