@@ -11,7 +11,6 @@ import collections
 import dataclasses
 import datetime as dt
 import html
-import importlib
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,9 @@ from typing import Any, Iterable, Sequence
 
 from .analysis import analyze
 from .config import Settings, address_domain
+from .diagnose import diagnose as diagnose_spool
 from .model import QueuedMessage
+from .trace import trace as trace_accounts
 
 TOP_DOMAINS = 15
 TOP_CAMPAIGNS = 20
@@ -64,25 +65,6 @@ def _bucket(arrival: str | None, unit: str) -> str | None:
     if not arrival or len(arrival) < 16:
         return None
     return {"minute": arrival[:16] + "Z", "hour": arrival[:13] + ":00Z"}.get(unit, arrival[:10])
-
-
-def _as_dicts(items: Iterable[Any]) -> list[dict[str, Any]]:
-    out = []
-    for item in items:
-        if hasattr(item, "to_dict"):
-            out.append(item.to_dict())
-        elif dataclasses.is_dataclass(item):
-            out.append(dataclasses.asdict(item))
-        elif isinstance(item, dict):
-            out.append(dict(item))
-    return out
-
-
-def _optional(module: str, function: str):
-    try:
-        return getattr(importlib.import_module(module), function)
-    except (ImportError, AttributeError):
-        return None
 
 
 def build_report(
@@ -147,24 +129,16 @@ def build_report(
         entry["verdict"] = entry.pop("verdicts").most_common(1)[0][0]
         data.campaigns.append(entry)
 
-    trace = _optional("queuetool.trace", "trace")
-    if trace is not None:
-        try:
-            result = trace(source, logs=list(logs), settings=settings, mta=mta, logs_below=logs_below)
-            data.accounts = _as_dicts(getattr(result, "accounts", result))
-        except Exception as exc:  # noqa: BLE001 - the report still shows everything else
-            data.notes.append(f"trace failed: {type(exc).__name__}: {exc}")
-    else:
-        data.notes.append("trace is not available in this installation")
-    diagnose = _optional("queuetool.diagnose", "diagnose")
-    if diagnose is not None:
-        try:
-            result = diagnose(source, logs=list(logs), settings=settings, mta=mta, logs_below=logs_below)
-            data.findings = _as_dicts(getattr(result, "findings", result))
-        except Exception as exc:  # noqa: BLE001
-            data.notes.append(f"diagnose failed: {type(exc).__name__}: {exc}")
-    else:
-        data.notes.append("diagnose is not available in this installation")
+    try:
+        traced = trace_accounts(source, logs=list(logs), settings=settings, mta=mta, logs_below=logs_below)
+        data.accounts = [entry.to_dict() for entry in traced.accounts]
+    except Exception as exc:  # noqa: BLE001 - the report still shows everything else
+        data.notes.append(f"trace failed: {type(exc).__name__}: {exc}")
+    try:
+        diagnosed = diagnose_spool(source, logs=list(logs), settings=settings, mta=mta, logs_below=logs_below)
+        data.findings = [finding.to_dict() for finding in diagnosed.findings]
+    except Exception as exc:  # noqa: BLE001
+        data.notes.append(f"diagnose failed: {type(exc).__name__}: {exc}")
     if settings.domains_inferred or not settings.local_domains:
         data.notes.append("verdicts rest on local domains inferred from the spool; give --local-domain "
                           "to be sure" + (f" ({settings.inference_evidence})" if settings.inference_evidence else ""))
