@@ -99,25 +99,6 @@ def read_file_and_stat(root: Path | str, rel: str, limit: int | None = None) -> 
         os.close(fd)
 
 
-def read_head(root: Path | str, rel: str, limit: int, chunk: int = 8192) -> tuple[bytes, os.stat_result]:
-    """Read from the start until a blank line (end of a header block) or `limit` bytes.
-
-    Most header blocks fit in the first chunk, so the header-only path reads a few KiB
-    per message instead of the whole limit.
-    """
-    fd, st = open_regular(root, rel)
-    try:
-        data = os.read(fd, min(chunk, limit))
-        while len(data) < limit and b"\n\n" not in data and b"\n\r\n" not in data:
-            more = os.read(fd, min(max(len(data), chunk), limit - len(data)))
-            if not more:
-                break
-            data += more
-        return data, st
-    finally:
-        os.close(fd)
-
-
 def read_file(root: Path | str, rel: str, limit: int | None = None) -> bytes:
     """Read a whole file (or its first `limit` bytes) safely."""
     return read_file_and_stat(root, rel, limit)[0]
@@ -166,10 +147,6 @@ def iso_utc(epoch: float | int | None) -> str | None:
     except (OverflowError, OSError, ValueError):
         return None
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def is_posix() -> bool:
-    return os.name == "posix"
 
 
 def current_uid() -> int | None:

@@ -13,7 +13,7 @@ import os
 import sys
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 from .model import QueuedMessage, QueueUnit
 from .spools import MultiSpool, Spool, open_spool, read_unit_safely, reader_for
@@ -159,7 +159,3 @@ def _scan_parallel(
             if bar is not None:
                 bar.update(len(records))
             yield from records
-
-
-def count_errors(records: Iterable[QueuedMessage]) -> int:
-    return sum(1 for record in records if record.error)

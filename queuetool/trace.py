@@ -318,17 +318,6 @@ def enrich_records(records: Iterable[QueuedMessage], logs: LogIndex | LogSet | S
         yield record
 
 
-def scan_with_logs(source: Any, logs: Sequence[str | Path], *, keep_headers: bool = False,
-                   **scan_options: Any) -> Iterator[QueuedMessage]:
-    """`scan.scan` records enriched from `logs` (what `queuetool scan --log` prints)."""
-    from .scan import scan
-
-    for record in enrich_records(scan(source, keep_headers=True, **scan_options), read_logs(list(logs))):
-        if not keep_headers:
-            record.headers = []
-        yield record
-
-
 # ---------------------------------------------------------------- per-account judgement
 
 
