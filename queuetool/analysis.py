@@ -3,32 +3,32 @@
     for record in analyze("/var/spool/postfix", settings=load_settings(local_domains=["example.com"])):
         print(record.id, record.verdict, record.score, record.campaign)
 
-How it runs (and why memory stays flat at 10^6 messages):
-1. Workers read each unit and run the per-record rules there (`prepare_record`, the
-   scan engine's `process` hook); with --full they also parse the body.
-2. The main process streams the scored records into a temporary spill file (pickles,
-   not a list in memory), counts campaign feature keys in a fixed-size count-min sketch
-   and keeps per-account counters (sets capped at ACCOUNT_SET_CAP members).
-3. Keys seen at least twice are joined into campaigns (union-find); a second, compact
-   spill of keys per record makes this a cheap re-read.
-4. Records are read back from the spill, get their campaign, the spool rules
-   (campaign size, the account's trace verdict) and their final verdict, and are yielded.
+How it runs (and why it scales with cores while memory stays flat at 10^6 messages):
+1. Workers read each batch of units, attribute and score every record there
+   (`prepare_record`; with --full they also parse the body), write the scored batch to
+   a spill file of its own, and send the parent only a small `BatchSummary`: each
+   record's campaign keys, whether it is suspicious, its login, and the batch's
+   per-account statistics.
+2. The parent counts campaign keys in a fixed-size count-min sketch, merges account
+   statistics (sets capped at ACCOUNT_SET_CAP members) and keeps the summaries in a
+   compact spill of its own (`SpoolTally`).
+3. Keys seen at least twice are joined into campaigns (union-find); the trace verdict of
+   every account is decided once.
+4. Workers read each spill back, add the spool rules (campaign size, the account's trace
+   verdict) and the final verdict, and return the records — or, for `analyze_lines`,
+   the records already rendered as output lines, so the parent only writes text.
 
-Hook for the trace module (queuetool/trace.py, optional; looked up by name):
-- `trace.enrich_records(records, logset) -> Iterable[QueuedMessage]`: fills auth_user,
-  auth_evidence, client_ip... from logs. When `logs` are given, records are enriched in
-  the main process BEFORE the per-record rules run (rules then run there, not in workers).
-- `trace.account_verdicts(accounts, logset) -> dict[str, str]`: account -> "compromised"
-  / "suspicious" / "normal", given this module's `AccountStats` per account and the logs
-  (None without --log: spool evidence only). Feeds the
-  `account_trace_verdict` rule; without it that rule says there was no trace verdict.
+Attribution: `trace.enrich_record(record, index)` runs in the workers on every record
+(headers; and the mail logs' index when logs are given: built once in the parent and
+inherited by the workers). `trace.account_verdicts(accounts, logset)` judges the
+accounts from this module's `AccountStats`.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
 import itertools
+import os
 import pickle
 import tempfile
 from dataclasses import dataclass, field
@@ -37,23 +37,28 @@ from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 
 from .config import INFER_SAMPLE, Settings, address_domain, with_inferred_domains
 from .model import QueuedMessage, QueueUnit
-from .scan import scan, spools_of
+from .scan import BATCH_SIZE, WorkerPool, progress_bar, read_batch, scan, spools_of, unit_batches
 from .score.campaigns import CountMinSketch, KeyUnion, campaign_id, campaign_keys
 from .score.content import BodyFacts, body_facts
 from .score.engine import apply_spool_rules, is_suspicious, score_record
 from .score.rules import SpoolFacts, login_of, note_login
 from .spools import MultiSpool, Spool, reader_for
 
-TRACE_MODULE = "queuetool.trace"
 ACCOUNT_SET_CAP = 256       # distinct IPs/HELOs/domains remembered per account
 MAX_ACCOUNTS = 100_000      # beyond this, accounts are pooled as "(other accounts)"
+OTHER_ACCOUNTS = "(other accounts)"
 _KEYS = "_campaign_keys"
-_BODY = "_body"
+
+RecordRender = Callable[[QueuedMessage], str]
 
 
 @dataclass
 class AccountStats:
-    """What the spool says about one SMTP AUTH account (bounded memory)."""
+    """What the spool says about one SMTP AUTH account (bounded memory).
+
+    The capped sets keep the ACCOUNT_SET_CAP smallest values seen, so they do not
+    depend on the order in which workers finish.
+    """
 
     account: str
     messages: int = 0
@@ -75,41 +80,52 @@ class AccountStats:
         _add_capped(self.client_ips, record.client_ip)
         _add_capped(self.helos, record.helo)
         if record.arrival:
-            self.first_seen = min(self.first_seen or record.arrival, record.arrival)
-            self.last_seen = max(self.last_seen or record.arrival, record.arrival)
+            self._seen(record.arrival, record.arrival)
         self.from_mismatch += any(hit.rule == "sender_not_owned" for hit in record.rules)
+
+    def merge(self, other: "AccountStats") -> None:
+        """Add another part's counts (a worker's batch) to these."""
+        self.messages += other.messages
+        self.flagged += other.flagged
+        self.recipients += other.recipients
+        self.from_mismatch += other.from_mismatch
+        for mine, theirs in ((self.recipient_domains, other.recipient_domains),
+                             (self.client_ips, other.client_ips), (self.helos, other.helos)):
+            for value in theirs:
+                _add_capped(mine, value)
+        if other.first_seen:
+            self._seen(other.first_seen, other.last_seen or other.first_seen)
+
+    def _seen(self, first: str, last: str) -> None:
+        self.first_seen = min(self.first_seen or first, first)
+        self.last_seen = max(self.last_seen or last, last)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         for key in ("recipient_domains", "client_ips", "helos"):
-            data[key] = sorted(data[key])
+            data[key] = sorted(data[key])[:ACCOUNT_SET_CAP]
         return data
 
 
 def _add_capped(values: set[str], value: str | None) -> None:
-    if value and len(values) < ACCOUNT_SET_CAP:
-        values.add(value)
+    """Keep the ACCOUNT_SET_CAP smallest values: grow to twice the cap, then trim."""
+    if not value or value in values:
+        return
+    values.add(value)
+    if len(values) >= 2 * ACCOUNT_SET_CAP:
+        keep = sorted(values)[:ACCOUNT_SET_CAP]
+        values.clear()
+        values.update(keep)
 
 
-def trace_hooks() -> tuple[Callable | None, Callable | None]:
-    """(enrich_records, account_verdicts) from queuetool.trace, None where absent."""
-    try:
-        trace = importlib.import_module(TRACE_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != TRACE_MODULE:
-            raise
-        return None, None
-    return getattr(trace, "enrich_records", None), getattr(trace, "account_verdicts", None)
-
-
-@functools.lru_cache(maxsize=1)
-def _trace_record_step() -> Callable | None:
-    """trace.enrich_record(record, index) when the trace module has it (worker side)."""
-    try:
-        trace = importlib.import_module(TRACE_MODULE)
-    except ModuleNotFoundError:
-        return None
-    return getattr(trace, "enrich_record", None)
+def trim_account_sets(accounts: dict[str, AccountStats]) -> None:
+    """Cut every capped set to exactly the ACCOUNT_SET_CAP smallest values."""
+    for stats in accounts.values():
+        for values in (stats.recipient_domains, stats.client_ips, stats.helos):
+            if len(values) > ACCOUNT_SET_CAP:
+                keep = sorted(values)[:ACCOUNT_SET_CAP]
+                values.clear()
+                values.update(keep)
 
 
 def _read_body(record: QueuedMessage, roots: dict[str, tuple[str, str]]) -> BodyFacts | None:
@@ -127,61 +143,228 @@ def _read_body(record: QueuedMessage, roots: dict[str, tuple[str, str]]) -> Body
 
 
 def prepare_record(record: QueuedMessage, *, settings: Settings, full: bool,
-                   roots: dict[str, tuple[str, str]], score: bool) -> None:
-    """Per-record step run inside scan workers: body facts, record rules, campaign keys."""
+                   roots: dict[str, tuple[str, str]], index: Any = None) -> None:
+    """Per-record step run inside scan workers: attribution, body facts, rules, campaign keys."""
+    from .trace import enrich_record
+
     body = _read_body(record, roots) if full else None
     record.details[_KEYS] = campaign_keys(record, body)
-    if score:
-        enrich_one = _trace_record_step()
-        if enrich_one is not None:  # the header-only attribution step (logins in Received)
-            try:
-                enrich_one(record, None)
-            except Exception as exc:  # noqa: BLE001 - enrichment must never stop a scan
-                record.add_error(f"trace enrichment failed: {type(exc).__name__}: {exc}")
-        note_login(record)
-        score_record(record, settings, body=body, full=full)
-    else:
-        record.details[_BODY] = body
+    try:
+        enrich_record(record, index)
+    except Exception as exc:  # noqa: BLE001 - enrichment must never stop a scan
+        record.add_error(f"trace enrichment failed: {type(exc).__name__}: {exc}")
+    note_login(record)
+    score_record(record, settings, body=body, full=full)
 
 
 def infer_settings(source: str | Path | Spool | MultiSpool, settings: Settings, *,
-                   mta: str | None = None, sample: int = INFER_SAMPLE) -> Settings:
+                   mta: str | None = None, sample: int = INFER_SAMPLE, jobs: int = 1) -> Settings:
     """`settings` with local domains inferred from the first `sample` records when none are set."""
     if settings.our_domains or settings.domains_inferred:
         return settings
-    records = itertools.islice(scan(source, mta=mta, keep_headers=True), sample)
+    records = itertools.islice(scan(source, mta=mta, keep_headers=True, jobs=jobs), sample)
     return with_inferred_domains(settings, records)
 
 
-SPILL_BATCH = 512  # items per pickle: fewer calls, memory still bounded
+# ---------------------------------------------------------------- the two passes
 
 
-class _Spill:
-    """Append-only temp file of pickled items, written and read back in batches."""
+@dataclass
+class RunContext:
+    """What every worker needs, given once when the pool starts (inherited under fork)."""
 
-    def __init__(self, handle: IO[bytes]) -> None:
-        self.handle, self.pending = handle, []
+    settings: Settings
+    spill_dir: str
+    full: bool = False
+    keep_headers: bool = False
+    roots: dict[str, tuple[str, str]] = field(default_factory=dict)
+    index: Any = None                      # trace.LogIndex when logs were given
+    render: RecordRender | None = None     # set: second pass returns rendered lines
 
-    def add(self, item: Any) -> None:
-        self.pending.append(item)
-        if len(self.pending) >= SPILL_BATCH:
-            self.flush()
+    def spill_path(self, number: int) -> str:
+        return os.path.join(self.spill_dir, f"{number:09d}.pickle")
 
-    def flush(self) -> None:
-        if self.pending:
-            blob = pickle.dumps(self.pending, protocol=pickle.HIGHEST_PROTOCOL)
-            self.handle.write(len(blob).to_bytes(8, "little") + blob)
-            self.pending = []
 
-    def __iter__(self) -> Iterator[Any]:
-        """Every item in order (one whole read per batch; pickle.load on a file is slow)."""
-        self.flush()
-        self.handle.seek(0)
-        while True:
-            size = self.handle.read(8)
-            if len(size) < 8:
-                return
-            yield from pickle.loads(self.handle.read(int.from_bytes(size, "little")))
+@dataclass
+class BatchSummary:
+    """What a worker reports of one scored batch: small, so the parent stays fast."""
+
+    number: int
+    records: list[tuple[list[str], bool, str | None]]   # per record: campaign keys, suspicious, login
+    accounts: dict[str, AccountStats]
+
+
+def summarize_batch(context: RunContext, number: int, records: list[QueuedMessage]) -> BatchSummary:
+    """Spill one batch of prepared records; return its summary (first pass, worker side)."""
+    accounts: dict[str, AccountStats] = {}
+    rows = []
+    for record in records:
+        keys = record.details.pop(_KEYS, [])
+        login = login_of(record)
+        suspicious = is_suspicious(record, context.settings)
+        if login:
+            stats = accounts.get(login)
+            if stats is None:
+                stats = accounts[login] = AccountStats(login)
+            stats.add(record, suspicious)
+        rows.append((keys, suspicious, login))
+    with open(context.spill_path(number), "wb") as handle:
+        pickle.dump(records, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    return BatchSummary(number, rows, accounts)
+
+
+def _score_batch(context: RunContext, number: int, mta: str, root: str, label: str,
+                 units: list[QueueUnit]) -> BatchSummary:
+    process = functools.partial(prepare_record, settings=context.settings, full=context.full,
+                                roots=context.roots, index=context.index)
+    records = read_batch(mta, root, label, units, context.full, context.keep_headers, process)
+    return summarize_batch(context, number, records)
+
+
+def _finish_batch(context: RunContext, number: int, facts: list[tuple]) -> Any:
+    """Second pass, worker side: spool rules and final verdicts on one spilled batch."""
+    path = context.spill_path(number)
+    with open(path, "rb") as handle:
+        records: list[QueuedMessage] = pickle.load(handle)
+    os.unlink(path)
+    for record, fact in zip(records, facts):
+        record.campaign = fact[0]
+        apply_spool_rules(record, context.settings, SpoolFacts(*fact))
+    if context.render is None:
+        return records
+    return [context.render(record) for record in records], sum(1 for record in records if record.error)
+
+
+class SpoolTally:
+    """Parent side: campaign keys and account statistics of the whole spool, bounded.
+
+    Batch summaries go to a temporary file (one pickle per batch, found again by
+    offset), keys into a count-min sketch; `finish` joins campaigns and asks for the
+    account verdicts; `facts(number)` gives the SpoolFacts fields of a batch's records.
+    """
+
+    def __init__(self, handle: IO[bytes], accounts: dict[str, AccountStats]) -> None:
+        self.handle, self.accounts = handle, accounts
+        self.sketch = CountMinSketch()
+        self.offsets: dict[int, tuple[int, int]] = {}
+        self.union = KeyUnion()
+        self.sizes: dict[str, list[int]] = {}
+        self.verdicts: dict[str, str] = {}
+
+    def add(self, summary: BatchSummary) -> int:
+        for keys, _suspicious, _login in summary.records:
+            for key in keys:
+                self.sketch.add(key)
+        for account, stats in summary.accounts.items():
+            if account not in self.accounts and len(self.accounts) >= MAX_ACCOUNTS:
+                account = OTHER_ACCOUNTS
+            mine = self.accounts.get(account)
+            if mine is None:
+                mine = self.accounts[account] = AccountStats(account)
+            mine.merge(stats)
+        blob = pickle.dumps(summary.records, protocol=pickle.HIGHEST_PROTOCOL)
+        self.handle.seek(0, os.SEEK_END)
+        self.offsets[summary.number] = (self.handle.tell(), len(blob))
+        self.handle.write(blob)
+        return len(summary.records)
+
+    def _rows(self, number: int) -> list[tuple[list[str], bool, str | None]]:
+        offset, size = self.offsets[number]
+        self.handle.seek(offset)
+        return pickle.loads(self.handle.read(size))
+
+    def _all_rows(self) -> Iterator[tuple[list[str], bool, str | None]]:
+        for number in sorted(self.offsets):
+            yield from self._rows(number)
+
+    def finish(self, verdict_source: Callable[[dict[str, AccountStats]], dict[str, str]] | None) -> None:
+        trim_account_sets(self.accounts)
+        count = self.sketch.count
+        for keys, _suspicious, _login in self._all_rows():
+            self.union.union([key for key in keys if count(key) >= 2])
+        for keys, suspicious, _login in self._all_rows():
+            root = self._root_of(keys)
+            if root is not None:
+                size = self.sizes.setdefault(root, [0, 0])
+                size[0] += 1
+                size[1] += suspicious
+        self.verdicts = dict(verdict_source(self.accounts) or {}) if verdict_source else {}
+
+    def _root_of(self, keys: list[str]) -> str | None:
+        parent = self.union.parent
+        for key in keys:
+            if key in parent:
+                return self.union.find(key)
+        return None
+
+    def facts(self, number: int) -> list[tuple]:
+        """SpoolFacts fields, in order, for each record of batch `number`."""
+        out = []
+        trace_available = bool(self.verdicts)
+        for keys, _suspicious, login in self._rows(number):
+            root = self._root_of(keys)
+            size, flagged = self.sizes.get(root, (1, 0)) if root else (1, 0)
+            campaign = campaign_id(root) if root and size >= 2 else None
+            stats = self.accounts.get(login or "")
+            out.append((campaign, size, flagged, login, self.verdicts.get(login or ""),
+                        stats.messages if stats else 0, stats.flagged if stats else 0,
+                        trace_available))
+        return out
+
+    @property
+    def batches(self) -> list[int]:
+        return sorted(self.offsets)
+
+
+def _run(batch_tasks: Iterable[tuple], first_pass: Callable[..., BatchSummary], context: RunContext, *,
+         jobs: int, ordered: bool, progress: bool,
+         account_stats: dict[str, AccountStats] | None,
+         verdict_source: Callable[[dict[str, AccountStats]], dict[str, str]] | None) -> Iterator[Any]:
+    """Both passes over `batch_tasks` on a pool of `jobs`; yields second-pass results."""
+    accounts: dict[str, AccountStats] = {} if account_stats is None else account_stats
+    bar = progress_bar(progress)
+    with tempfile.TemporaryFile(prefix="queuetool-keys-") as key_file, \
+            WorkerPool(jobs, context) as pool:
+        tally = SpoolTally(key_file, accounts)
+        try:
+            # the first pass finishes in any order: the spill numbers keep the order
+            for summary in pool.map(first_pass, batch_tasks, ordered=False):
+                count = tally.add(summary)
+                if bar is not None:
+                    bar.update(count)
+        finally:
+            if bar is not None:
+                bar.close()
+        tally.finish(verdict_source)
+        tasks = ((number, tally.facts(number)) for number in tally.batches)
+        yield from pool.map(_finish_batch, tasks, ordered=ordered)
+
+
+def _prepared_run(source: str | Path | Spool | MultiSpool, *, settings: Settings,
+                  logs: Sequence[str | Path], full: bool, jobs: int, ordered: bool, progress: bool,
+                  mta: str | None, keep_headers: bool, account_stats: dict[str, AccountStats] | None,
+                  logs_below: bool, render: RecordRender | None) -> Iterator[Any]:
+    from .trace import _as_index, account_verdicts, with_logs_below
+
+    if logs_below:
+        logs = with_logs_below(logs, source)
+    spools = spools_of(source, mta)
+    settings = infer_settings(spools[0] if len(spools) == 1 else MultiSpool(spools), settings, jobs=jobs)
+    logset = None
+    if logs:
+        from .logs import read_logs
+
+        logset = read_logs(logs)
+    with tempfile.TemporaryDirectory(prefix="queuetool-") as spill_dir:
+        context = RunContext(
+            settings=settings, spill_dir=spill_dir, full=full, keep_headers=keep_headers,
+            roots={spool.label: (spool.mta, str(spool.root)) for spool in spools},
+            index=_as_index(logset), render=render)
+        tasks = ((number, spool.mta, str(spool.root), spool.label, units)
+                 for number, (spool, units) in enumerate(unit_batches(spools)))
+        yield from _run(tasks, _score_batch, context, jobs=jobs, ordered=ordered, progress=progress,
+                        account_stats=account_stats,
+                        verdict_source=lambda accounts: account_verdicts(accounts, logset))
 
 
 def analyze(
@@ -200,110 +383,46 @@ def analyze(
 ) -> Iterator[QueuedMessage]:
     """Yield every record of `source` scored, with verdict, rule hits and campaign.
 
-    `logs` are mail/protocol logs handed to the trace hook (see module docstring).
+    `logs` are mail/protocol logs read for attribution (see module docstring).
     `logs_below` adds the logs found inside `source` when it is a copied server tree
     (spools.find_logs), as trace and diagnose do.
     `account_stats`, if given a dict, is filled with per-account statistics.
     """
-    if logs_below:
-        from .trace import with_logs_below
-
-        logs = with_logs_below(logs, source)
-    spools = spools_of(source, mta)
-    settings = infer_settings(spools[0] if len(spools) == 1 else MultiSpool(spools), settings)
-    enrich, account_verdicts = trace_hooks()
-    logset = None
-    if logs:
-        from .logs import read_logs
-
-        logset = read_logs(logs)
-    enrich_here = enrich is not None and logset is not None
-    roots = {spool.label: (spool.mta, str(spool.root)) for spool in spools}
-    process = functools.partial(prepare_record, settings=settings, full=full, roots=roots,
-                                score=not enrich_here)
-    records: Iterable[QueuedMessage] = scan(
-        MultiSpool(spools), full=full, jobs=jobs, ordered=ordered,
-        keep_headers=keep_headers or enrich_here, process=process, progress=progress)
-    if enrich_here:
-        records = _score_after_enrichment(enrich(records, logset), settings, full, keep_headers)
-
-    verdict_source = (lambda accounts: account_verdicts(accounts, logset)) if account_verdicts else None
-    yield from finish_analysis(records, settings, account_stats=account_stats, verdict_source=verdict_source)
+    for records in _prepared_run(source, settings=settings, logs=logs, full=full, jobs=jobs, ordered=ordered,
+                                 progress=progress, mta=mta, keep_headers=keep_headers,
+                                 account_stats=account_stats, logs_below=logs_below, render=None):
+        yield from records
 
 
-def finish_analysis(
-    records: Iterable[QueuedMessage],
-    settings: Settings,
+def analyze_lines(
+    source: str | Path | Spool | MultiSpool,
+    render: RecordRender,
     *,
-    account_stats: dict[str, AccountStats] | None = None,
-    verdict_source: Callable[[dict[str, AccountStats]], dict[str, str]] | None = None,
-) -> Iterator[QueuedMessage]:
-    """Steps 2-4 of the module docstring, on records that went through `prepare_record`."""
-    accounts: dict[str, AccountStats] = {} if account_stats is None else account_stats
-    sketch = CountMinSketch()
-    with tempfile.TemporaryFile(prefix="queuetool-") as record_file, \
-            tempfile.TemporaryFile(prefix="queuetool-keys-") as key_file:
-        record_spill, key_spill = _Spill(record_file), _Spill(key_file)
-        for record in records:
-            keys = record.details.pop(_KEYS, [])
-            for key in keys:
-                sketch.add(key)
-            account = login_of(record)
-            if account and account not in accounts and len(accounts) >= MAX_ACCOUNTS:
-                account = "(other accounts)"
-            suspicious = is_suspicious(record, settings)
-            if account:
-                accounts.setdefault(account, AccountStats(account)).add(record, suspicious)
-            record_spill.add(record)
-            key_spill.add((keys, suspicious))
+    settings: Settings,
+    logs: Sequence[str | Path] = (),
+    full: bool = False,
+    jobs: int = 1,
+    ordered: bool = True,
+    progress: bool = False,
+    mta: str | None = None,
+    keep_headers: bool = False,
+    logs_below: bool = False,
+) -> Iterator[tuple[list[str], int]]:
+    """`analyze`, with each record rendered to one output line by the workers.
 
-        union = KeyUnion()
-        for keys, _flagged in key_spill:
-            union.union([key for key in keys if sketch.count(key) >= 2])
-        sizes: dict[str, list[int]] = {}
-        for keys, flagged in key_spill:
-            root = _root_of(keys, union)
-            if root is not None:
-                size = sizes.setdefault(root, [0, 0])
-                size[0] += 1
-                size[1] += flagged
-
-        verdicts: dict[str, str] = dict(verdict_source(accounts) or {}) if verdict_source else {}
-        key_items = iter(key_spill)
-        for record in record_spill:
-            keys, _flagged = next(key_items)
-            root = _root_of(keys, union)
-            size, flagged = sizes.get(root, (1, 0)) if root else (1, 0)
-            record.campaign = campaign_id(root) if root and size >= 2 else None
-            account = login_of(record)
-            stats = accounts.get(account or "")
-            facts = SpoolFacts(
-                campaign=record.campaign, campaign_size=size, campaign_flagged=flagged,
-                account=account, account_verdict=verdicts.get(account or ""),
-                trace_available=bool(verdicts),
-                account_messages=stats.messages if stats else 0,
-                account_flagged=stats.flagged if stats else 0,
-            )
-            apply_spool_rules(record, settings, facts)
-            yield record
+    Yields (lines, unreadable) per batch: the lines of up to BATCH_SIZE records, and
+    how many of those records carry an `error`. `render` must be picklable (a
+    top-level function or a functools.partial of one), e.g. output.record_renderer.
+    """
+    yield from _prepared_run(source, settings=settings, logs=logs, full=full, jobs=jobs, ordered=ordered,
+                             progress=progress, mta=mta, keep_headers=keep_headers, account_stats=None,
+                             logs_below=logs_below, render=render)
 
 
-def _root_of(keys: list[str], union: KeyUnion) -> str | None:
-    for key in keys:
-        if key in union.parent:
-            return union.find(key)
-    return None
-
-
-def _score_after_enrichment(records: Iterable[QueuedMessage], settings: Settings, full: bool,
-                            keep_headers: bool) -> Iterator[QueuedMessage]:
+def _prepare_in_process(context: RunContext, number: int, records: list[QueuedMessage]) -> BatchSummary:
     for record in records:
-        body = record.details.pop(_BODY, None)
-        note_login(record)
-        score_record(record, settings, body=body, full=full)
-        if not keep_headers:
-            record.headers = []
-        yield record
+        prepare_record(record, settings=context.settings, full=False, roots={})
+    return summarize_batch(context, number, records)
 
 
 def analyze_records(records: Iterable[QueuedMessage], settings: Settings) -> Iterator[QueuedMessage]:
@@ -311,9 +430,11 @@ def analyze_records(records: Iterable[QueuedMessage], settings: Settings) -> Ite
 
     Records need their `headers` for the header rules.
     """
-    def prepared() -> Iterator[QueuedMessage]:
-        for record in records:
-            prepare_record(record, settings=settings, full=False, roots={}, score=True)
-            yield record
-
-    yield from finish_analysis(prepared(), settings)
+    iterator = iter(records)
+    batches = iter(lambda: list(itertools.islice(iterator, BATCH_SIZE)), [])
+    with tempfile.TemporaryDirectory(prefix="queuetool-") as spill_dir:
+        context = RunContext(settings=settings, spill_dir=spill_dir, keep_headers=True)
+        tasks = enumerate(batches)
+        for done in _run(tasks, _prepare_in_process, context, jobs=1, ordered=True, progress=False,
+                         account_stats=None, verdict_source=None):
+            yield from done

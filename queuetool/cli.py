@@ -137,7 +137,8 @@ def domain_options(func: Callable) -> Callable:
                                      relay_domains=kwargs.pop("relay_domains"),
                                      shared_domains=kwargs.pop("shared_domains"))
             if not settings.our_domains and kwargs.get("spool") is not None:
-                settings = infer_settings(kwargs["spool"], settings, mta=kwargs.get("mta"))
+                settings = infer_settings(kwargs["spool"], settings, mta=kwargs.get("mta"),
+                                          jobs=kwargs.get("jobs") or default_jobs())
                 note(f"no --local-domain given; inferred: "
                      f"{', '.join(sorted(settings.local_domains)) or 'none'} "
                      f"({settings.inference_evidence}); verdicts are marked 'inferred_domains'")
@@ -200,23 +201,23 @@ def scan_command(spool: Path, mta: str | None, settings: Any, fmt: str, logs: tu
       queuetool scan corpora/postfix
       queuetool scan corpora --format jsonl --jobs 2
     """
+    from .analysis import analyze_lines
+
     errors = 0
 
-    def counted(records):
+    def counted(batches):
         nonlocal errors
-        for record in records:
-            if record.error:
-                errors += 1
-            yield record
+        for lines, unreadable in batches:
+            errors += unreadable
+            yield lines
 
-    from .analysis import analyze
-
-    # logs enrich records (logins, envelope, client) before scoring (docs/trace.md, docs/rules.md)
-    records = analyze(spool, settings=settings, logs=list(logs), mta=mta, full=full, jobs=jobs or default_jobs(),
-                      ordered=not unordered, keep_headers=with_headers, progress=progress_wanted(quiet),
-                      logs_below=not no_logs_below)
-    out = sys.stdout
-    output.write_records(counted(records), fmt, out, with_headers=with_headers)
+    # logs enrich records (logins, envelope, client) before scoring (docs/trace.md, docs/rules.md);
+    # workers render the output lines, this process only writes them
+    batches = analyze_lines(spool, output.record_renderer(fmt, with_headers), settings=settings, logs=list(logs),
+                            mta=mta, full=full, jobs=jobs or default_jobs(), ordered=not unordered,
+                            keep_headers=with_headers, progress=progress_wanted(quiet),
+                            logs_below=not no_logs_below)
+    output.write_record_lines(counted(batches), fmt, sys.stdout)
     if errors:
         click.echo(f"queuetool: {errors} unit(s) could not be read completely; see their 'error' field",
                    err=True)

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import csv
+import functools
+import io
+import itertools
 import json
-from typing import IO, Any, Iterable, Iterator, Sequence
+from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 
 from .model import EXTENSION_KEYS, RECORD_KEYS, QueuedMessage
 
@@ -33,6 +36,59 @@ def clip(text: Any, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "~"
 
 
+def _table_line(cells: Iterable[tuple[Any, int]], rest: int) -> str:
+    parts = [clip(text, width or rest).ljust(width or rest) for text, width in cells]
+    return " ".join(parts).rstrip()
+
+
+def _table_rest(columns: Sequence[tuple[str, str, int]]) -> int:
+    fixed = sum(width for _, _, width in columns if width) + len(columns) - 1
+    return max(TABLE_WIDTH - fixed, 8)
+
+
+def render_row(row: dict[str, Any], fmt: str, columns: Sequence[tuple[str, str, int]]) -> str:
+    """One row as one output line of `fmt`, without the newline (csv may contain some)."""
+    if fmt in ("jsonl", "json"):
+        return to_json_line(row)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow([_csv_cell(row.get(key)) for key, _, _ in columns])
+        return buffer.getvalue()[:-1]
+    if fmt == "table":
+        return _table_line(((_table_cell(row.get(key)), width) for key, _, width in columns), _table_rest(columns))
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def write_lines(batches: Iterable[list[str]], fmt: str, out: IO[str],
+                columns: Sequence[tuple[str, str, int]]) -> int:
+    """Write rendered lines (in batches) with the format's framing; returns how many."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}")
+    count = 0
+    if fmt == "json":
+        out.write("[")
+    elif fmt == "csv":
+        csv.writer(out, lineterminator="\n").writerow([key for key, _, _ in columns])
+    elif fmt == "table":
+        out.write(_table_line(((heading, width) for _, heading, width in columns), _table_rest(columns)) + "\n")
+    for lines in batches:
+        if not lines:
+            continue
+        if fmt == "json":
+            out.write(("\n" if count == 0 else ",\n") + ",\n".join(lines))
+        else:
+            out.write("\n".join(lines) + "\n")
+        count += len(lines)
+    if fmt == "json":
+        out.write("\n]\n" if count else "]\n")
+    return count
+
+
+def _in_batches(lines: Iterable[str], size: int = 256) -> Iterator[list[str]]:
+    iterator = iter(lines)
+    return iter(lambda: list(itertools.islice(iterator, size)), [])
+
+
 def write_rows(
     rows: Iterable[dict[str, Any]],
     fmt: str,
@@ -40,38 +96,7 @@ def write_rows(
     columns: Sequence[tuple[str, str, int]],
 ) -> int:
     """Write dict rows; `columns` = (key, heading, table width; 0 = rest of the line)."""
-    count = 0
-    if fmt == "jsonl":
-        for row in rows:
-            out.write(to_json_line(row) + "\n")
-            count += 1
-    elif fmt == "json":
-        out.write("[")
-        for row in rows:
-            out.write(("\n" if count == 0 else ",\n") + to_json_line(row))
-            count += 1
-        out.write("\n]\n" if count else "]\n")
-    elif fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow([key for key, _, _ in columns])
-        for row in rows:
-            writer.writerow([_csv_cell(row.get(key)) for key, _, _ in columns])
-            count += 1
-    elif fmt == "table":
-        fixed = sum(width for _, _, width in columns if width) + len(columns) - 1
-        rest = max(TABLE_WIDTH - fixed, 8)
-
-        def line(cells: Iterator[tuple[str, int]]) -> str:
-            parts = [clip(text, width or rest).ljust(width or rest) for text, width in cells]
-            return " ".join(parts).rstrip()
-
-        out.write(line((heading, width) for _, heading, width in columns) + "\n")
-        for row in rows:
-            out.write(line((_table_cell(row.get(key)), width) for key, _, width in columns) + "\n")
-            count += 1
-    else:
-        raise ValueError(f"unknown format {fmt!r}")
-    return count
+    return write_lines(_in_batches(render_row(row, fmt, columns) for row in rows), fmt, out, columns)
 
 
 def _table_cell(value: Any) -> Any:
@@ -106,10 +131,30 @@ def _table_row(record: QueuedMessage) -> dict[str, Any]:
     return row
 
 
+RECORD_COLUMNS = tuple((key, key, 0) for key in RECORD_KEYS + EXTENSION_KEYS)
+
+
+def record_columns(fmt: str) -> Sequence[tuple[str, str, int]]:
+    return RECORD_TABLE_COLUMNS if fmt == "table" else RECORD_COLUMNS
+
+
+def render_record(record: QueuedMessage, fmt: str, with_headers: bool = False) -> str:
+    """One record as one output line of `fmt` (what scan workers run for analyze_lines)."""
+    row = _table_row(record) if fmt == "table" else record.to_dict(with_headers=with_headers)
+    return render_row(row, fmt, record_columns(fmt))
+
+
+def record_renderer(fmt: str, with_headers: bool = False) -> Callable[[QueuedMessage], str]:
+    """A picklable `render_record` for worker processes."""
+    return functools.partial(render_record, fmt=fmt, with_headers=with_headers)
+
+
+def write_record_lines(batches: Iterable[list[str]], fmt: str, out: IO[str]) -> int:
+    """Write records rendered by `record_renderer(fmt)`; returns how many."""
+    return write_lines(batches, fmt, out, record_columns(fmt))
+
+
 def write_records(records: Iterable[QueuedMessage], fmt: str, out: IO[str], with_headers: bool = False) -> int:
     """Write records in `fmt`; returns how many were written."""
-    if fmt == "table":
-        return write_rows((_table_row(r) for r in records), fmt, out, RECORD_TABLE_COLUMNS)
-    keys = RECORD_KEYS + EXTENSION_KEYS
-    columns = [(key, key, 0) for key in keys]
-    return write_rows((r.to_dict(with_headers=with_headers) for r in records), fmt, out, columns)
+    render = record_renderer(fmt, with_headers)
+    return write_record_lines(_in_batches(render(record) for record in records), fmt, out)

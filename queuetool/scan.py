@@ -4,6 +4,10 @@ Units are enumerated lazily and handed to worker processes in small batches with
 bounded number in flight, so memory stays flat however large the queue is. Each
 worker reads, then runs the per-record `process` step (e.g. scoring) itself, and
 returns records without their header list unless asked, to keep pickling cheap.
+
+`WorkerPool` is the piece the analysis pipeline reuses: a process pool whose workers
+hold one read-only context (settings, log index...) given once at start-up, so tasks
+carry only their own small arguments.
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import os
 import sys
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .model import QueuedMessage, QueueUnit
 from .spools import MultiSpool, Spool, open_spool, read_unit_safely, reader_for
@@ -24,7 +28,7 @@ BATCHES_IN_FLIGHT_PER_JOB = 4
 RecordStep = Callable[[QueuedMessage], None]
 
 
-def _read_batch(
+def read_batch(
     mta: str,
     root: str,
     label: str,
@@ -33,10 +37,12 @@ def _read_batch(
     keep_headers: bool,
     process: RecordStep | None,
 ) -> list[QueuedMessage]:
+    """Read a batch of units of one spool into records, running `process` on each."""
     reader = reader_for(mta)
+    root_path = Path(root)
     out = []
     for unit in units:
-        record = read_unit_safely(reader, Path(root), unit, full=full)
+        record = read_unit_safely(reader, root_path, unit, full=full)
         record.spool = label
         if process is not None:
             try:
@@ -49,12 +55,13 @@ def _read_batch(
     return out
 
 
-def _batches(spools: list[Spool]) -> Iterator[tuple[Spool, list[QueueUnit]]]:
+def unit_batches(spools: list[Spool], size: int = BATCH_SIZE) -> Iterator[tuple[Spool, list[QueueUnit]]]:
+    """(spool, up to `size` units) in listing order, lazily."""
     for spool in spools:
         batch: list[QueueUnit] = []
         for unit in spool.units():
             batch.append(unit)
-            if len(batch) >= BATCH_SIZE:
+            if len(batch) >= size:
                 yield spool, batch
                 batch = []
         if batch:
@@ -70,6 +77,72 @@ def default_jobs() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
+_WORKER_CONTEXT: Any = None
+
+
+def _set_worker_context(context: Any) -> None:
+    global _WORKER_CONTEXT
+    _WORKER_CONTEXT = context
+
+
+def _call_with_worker_context(fn: Callable[..., Any], args: tuple) -> Any:
+    return fn(_WORKER_CONTEXT, *args)
+
+
+class WorkerPool:
+    """`jobs` worker processes sharing one read-only `context`; jobs <= 1 runs inline.
+
+    `map(fn, arg_tuples)` calls fn(context, *args) for each tuple, with at most
+    jobs x BATCHES_IN_FLIGHT_PER_JOB tasks in flight, and yields the results in
+    submission order (`ordered`) or as they finish. With the fork start method the
+    context is inherited, not pickled, so it may be large (a log index).
+    """
+
+    def __init__(self, jobs: int, context: Any = None) -> None:
+        self.jobs, self.context = max(1, jobs), context
+        self.executor: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> "WorkerPool":
+        if self.jobs > 1:
+            self.executor = ProcessPoolExecutor(
+                max_workers=self.jobs, mp_context=_pool_context(),
+                initializer=_set_worker_context, initargs=(self.context,))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+            self.executor = None
+
+    def map(self, fn: Callable[..., Any], arg_tuples: Iterable[tuple], ordered: bool = True) -> Iterator[Any]:
+        if self.executor is None:
+            for args in arg_tuples:
+                yield fn(self.context, *args)
+            return
+        limit = self.jobs * BATCHES_IN_FLIGHT_PER_JOB
+        todo = iter(arg_tuples)
+        pending: collections.deque[Future] = collections.deque()
+
+        def submit_more() -> None:
+            while len(pending) < limit:
+                args = next(todo, None)
+                if args is None:
+                    return
+                pending.append(self.executor.submit(_call_with_worker_context, fn, args))
+
+        submit_more()
+        while pending:
+            if ordered:
+                done = pending.popleft()
+            else:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                done = next(iter(finished))
+                pending.remove(done)
+            result = done.result()
+            submit_more()
+            yield result
+
+
 def spools_of(source: str | Path | Spool | MultiSpool, mta: str | None = None) -> list[Spool]:
     if isinstance(source, Spool):
         return [source]
@@ -77,6 +150,19 @@ def spools_of(source: str | Path | Spool | MultiSpool, mta: str | None = None) -
         return list(source.spools)
     opened = open_spool(source, mta=mta)
     return [opened] if isinstance(opened, Spool) else list(opened.spools)
+
+
+def progress_bar(progress: bool, desc: str | None = None):
+    """A tqdm bar on stderr when asked for, else None."""
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(unit="msg", file=sys.stderr, dynamic_ncols=True, mininterval=0.5, desc=desc)
+
+
+def _read_batch_task(_context: Any, *args: Any) -> list[QueuedMessage]:
+    return read_batch(*args)
 
 
 def scan(
@@ -97,65 +183,15 @@ def scan(
     `progress` shows a tqdm bar on stderr.
     """
     spools = spools_of(source, mta)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(unit="msg", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+    bar = progress_bar(progress)
+    tasks = ((spool.mta, str(spool.root), spool.label, units, full, keep_headers, process)
+             for spool, units in unit_batches(spools))
     try:
-        if jobs <= 1:
-            for spool, units in _batches(spools):
-                records = _read_batch(
-                    spool.mta, str(spool.root), spool.label, units, full, keep_headers, process
-                )
+        with WorkerPool(jobs) as pool:
+            for records in pool.map(_read_batch_task, tasks, ordered=ordered):
                 if bar is not None:
                     bar.update(len(records))
                 yield from records
-            return
-        yield from _scan_parallel(spools, full, jobs, ordered, keep_headers, process, bar)
     finally:
         if bar is not None:
             bar.close()
-
-
-def _scan_parallel(
-    spools: list[Spool],
-    full: bool,
-    jobs: int,
-    ordered: bool,
-    keep_headers: bool,
-    process: RecordStep | None,
-    bar,
-) -> Iterator[QueuedMessage]:
-    limit = jobs * BATCHES_IN_FLIGHT_PER_JOB
-    batches = _batches(spools)
-    pending: collections.deque[Future] = collections.deque()
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=_pool_context()) as pool:
-
-        def submit_more() -> None:
-            while len(pending) < limit:
-                item = next(batches, None)
-                if item is None:
-                    return
-                spool, units = item
-                pending.append(
-                    pool.submit(
-                        _read_batch, spool.mta, str(spool.root), spool.label, units,
-                        full, keep_headers, process,
-                    )
-                )
-
-        submit_more()
-        while pending:
-            if ordered:
-                done = pending.popleft()
-                records = done.result()
-            else:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                done = next(iter(finished))
-                pending.remove(done)
-                records = done.result()
-            submit_more()
-            if bar is not None:
-                bar.update(len(records))
-            yield from records

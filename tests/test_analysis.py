@@ -125,25 +125,27 @@ def test_failing_rule_is_reported_on_its_record_and_scan_goes_on(tmp_path, monke
         assert record.error is None
 
 
-def test_trace_hooks_enrich_before_scoring_and_feed_account_verdicts(tmp_path, monkeypatch):
-    seen_accounts = {}
+def test_log_attribution_runs_before_scoring_and_feeds_account_verdicts(tmp_path, monkeypatch):
+    from queuetool import trace
 
-    def enrich(records, logset):
-        for record in records:
-            record.auth_user = "scanner"  # what the logs would say
-            yield record
+    seen_accounts, seen_indexes = {}, []
+
+    def enrich_record(record, index, server_names=()):
+        seen_indexes.append(index)
+        record.auth_user = "scanner"  # what the logs would say
 
     def verdicts(accounts, logset):
         seen_accounts.update(accounts)
         return {"scanner": "compromised"}
 
-    monkeypatch.setattr(analysis, "trace_hooks", lambda: (enrich, verdicts))
-    monkeypatch.setattr(analysis, "_trace_record_step", lambda: None)
+    monkeypatch.setattr(trace, "enrich_record", enrich_record)
+    monkeypatch.setattr(trace, "account_verdicts", verdicts)
     log = tmp_path / "mail.log"
     log.write_text("")
     spool = write_spool(tmp_path / "q")
     records = list(analyze(spool, settings=OURS, logs=[log]))
     assert set(seen_accounts) == {"scanner"}
+    assert len(seen_indexes) == 8 and all(isinstance(i, trace.LogIndex) for i in seen_indexes)
     for record in records:
         rules = {h.rule: h for h in record.rules}
         assert rules["account_trace_verdict"].points == 3.0
