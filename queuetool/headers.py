@@ -103,12 +103,44 @@ def decode_rfc2047(value: str) -> str:
     return _ENCODED_WORD.sub(replace, value)
 
 
+# One field per match on the unfolded text with "\n" put in front: the name (printable
+# ASCII, no colon) starts a line, may be followed by blanks, then the colon; the value
+# is the rest of the line without the blanks bytes.strip() removes. The same fields
+# as iter_raw_fields, found in one C-level pass instead of a Python loop per line.
+_FIELD = re.compile(r"\n([\x21-\x39\x3b-\x7e]+)[ \t]*:[ \t\r\x0b\x0c]*((?:[^\n]*[^ \t\r\n\x0b\x0c])?)")
+_FOLD_LF = re.compile(r"\n[ \t]+")
+
+
 def parse_header_block(block: bytes) -> list[tuple[str, str]]:
-    """Decoded (name, value) pairs of a raw header block, in order."""
-    out = []
-    for name, raw in iter_raw_fields(block):
-        out.append((name.decode("ascii", "replace"), decode_rfc2047(decode_bytes(raw))))
-    return out
+    """Decoded (name, value) pairs of a raw header block, in order.
+
+    Same result as decoding each field of iter_raw_fields with decode_bytes and
+    decode_rfc2047, but it runs once per message on every reader: the block is
+    decoded once, folds are undone only when there is one (after "\r\n" -> "\n";
+    a "\r" at a line end is stripped from the value either way), and only values
+    with "=?" go through RFC 2047.
+    """
+    try:
+        text = block.decode("utf-8")
+        clean = True
+    except UnicodeDecodeError:
+        # invalid bytes become lone surrogates here and \xNN per value below
+        text = block.decode("utf-8", "surrogateescape")
+        clean = False
+    if "\n " in text or "\n\t" in text:
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+        text = _FOLD_LF.sub(" ", text)
+    fields = _FIELD.findall("\n" + text)
+    if clean and "=?" not in text:
+        return fields
+    for pos, (name, value) in enumerate(fields):
+        if not clean and not value.isascii():
+            value = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        if "=?" in value:
+            value = decode_rfc2047(value)
+        fields[pos] = (name, value)
+    return fields
 
 
 def first_value(headers: list[tuple[str, str]], name: str) -> str | None:

@@ -72,36 +72,83 @@ class HeaderAuth:
     spoofed_markers: list[str] = field(default_factory=list)
 
 
+_LOGIN_MARKERS = ((_POSTFIX_AUTH, "Authenticated sender"), (_SENDMAIL_FULL, "user= mech="),
+                  (_COURIER_AUTH, "AUTH:"), (_EXIM_AUTH_ID, "authenticated id"))
+# Every marker a hop can carry contains one of these (lowercased): an AUTH_PROTOCOLS
+# name holds "mtpa", "mtpsa" or "asmtp"; the login markers say "auth..." or "user=".
+_MARKER_HINTS = ("auth", "user=", "mtpa", "mtpsa", "asmtp")
+_PROTOCOL_HINTS = ("mtpa", "mtpsa", "asmtp")
+
+
+def _normalize(value: str) -> str:
+    """Whitespace runs as one space, cut at 4000; most values already are (no copy then)."""
+    if value.isprintable() and "  " not in value and value[:1] != " " and value[-1:] != " ":
+        return value[:4000]  # str.split() whitespace other than " " is never printable
+    return " ".join(value.split())[:4000]
+
+
+def _search(pattern: re.Pattern[str], keyword: str, head: str, low: str | None) -> re.Match[str] | None:
+    """pattern.search(head) for a case-insensitive pattern that is `\\b` + keyword + ...
+
+    On an ASCII head (`low` is its lowercase copy, same offsets) only the offsets where
+    the keyword occurs are tried, instead of a case-insensitive scan of every offset.
+    """
+    if low is None:
+        return pattern.search(head)
+    pos = low.find(keyword)
+    while pos >= 0:
+        found = pattern.match(head, pos)  # \b still sees the character before pos
+        if found:
+            return found
+        pos = low.find(keyword, pos + 1)
+    return None
+
+
+def _login(head: str, low: str, protocol: str | None) -> tuple[bool, str | None, str | None]:
+    """(authenticated, auth_user, marker) of one hop's head (the part before ";")."""
+    authenticated, marker = False, None
+    if protocol and protocol.lower() in AUTH_PROTOCOLS:
+        authenticated, marker = True, f"with {protocol}"
+    if "auth" not in low and "user=" not in low:
+        return authenticated, None, marker  # every login marker says "auth..." or "user="
+    for pattern, label in _LOGIN_MARKERS:
+        found = pattern.search(head)
+        if found:
+            return True, found.group(1), label
+    if not authenticated and _SENDMAIL_AUTH.search(head):
+        return True, None, "(authenticated)"
+    return authenticated, None, marker
+
+
+def _client(head: str) -> tuple[str | None, str | None, str | None]:
+    """(helo, client_name, client_ip) from the `from` part of a hop's head."""
+    match = _FROM.match(head)
+    if not match:
+        return None, None, None
+    comment = match.group(2) or ""
+    ip = _IP.search(comment) or _IP.search(match.group(1))
+    name = comment.split("[", 1)[0].strip().split(" ")[0] if comment else ""
+    return match.group(1), name or None, ip.group(1) if ip else None
+
+
+def _group(pattern: re.Pattern[str], keyword: str, head: str, low: str | None) -> str | None:
+    found = _search(pattern, keyword, head, low)
+    return found.group(1) if found else None
+
+
 def parse_received(value: str, index: int = 0) -> Hop:
     """Parse one Received value; never raises, unknown parts stay None."""
-    value = " ".join(value.split())[:4000]
-    hop = Hop(index=index, raw=value)
+    value = _normalize(value)
     head = value.split(";", 1)[0]
-    match = _FROM.match(head)
-    if match:
-        hop.helo = match.group(1)
-        comment = match.group(2) or ""
-        ip = _IP.search(comment) or _IP.search(match.group(1))
-        hop.client_ip = ip.group(1) if ip else None
-        name = comment.split("[", 1)[0].strip().split(" ")[0] if comment else ""
-        hop.client_name = name or None
-    for pattern, attr in ((_BY, "by"), (_WITH, "protocol"), (_ID, "queue_id"), (_FOR, "for_address")):
-        found = pattern.search(head)
-        if found:
-            setattr(hop, attr, found.group(1))
-    if hop.protocol and hop.protocol.lower() in AUTH_PROTOCOLS:
-        hop.authenticated, hop.marker = True, f"with {hop.protocol}"
     low = head.lower()
-    if "auth" not in low and "user=" not in low:
-        return hop  # every login marker below says "auth..." or "user=": skip their regexes
-    for pattern, label in ((_POSTFIX_AUTH, "Authenticated sender"), (_SENDMAIL_FULL, "user= mech="),
-                           (_COURIER_AUTH, "AUTH:"), (_EXIM_AUTH_ID, "authenticated id")):
-        found = pattern.search(head)
-        if found:
-            hop.authenticated, hop.auth_user, hop.marker = True, found.group(1), label
-            break
-    if not hop.authenticated and _SENDMAIL_AUTH.search(head):
-        hop.authenticated, hop.marker = True, "(authenticated)"
+    ascii_low = low if head.isascii() else None
+    hop = Hop(index=index, raw=value)
+    hop.helo, hop.client_name, hop.client_ip = _client(head)
+    hop.by = _group(_BY, "by", head, ascii_low)
+    hop.protocol = _group(_WITH, "with", head, ascii_low)
+    hop.queue_id = _group(_ID, "id", head, ascii_low)
+    hop.for_address = _group(_FOR, "for", head, ascii_low)
+    hop.authenticated, hop.auth_user, hop.marker = _login(head, low, hop.protocol)
     return hop
 
 
@@ -155,35 +202,115 @@ def _user_from_header(name: str, value: str) -> str | None:
     return value.split()[0].strip("<>\"") or None
 
 
+# What header_auth needs to know about a field name: 0 nothing, 1 Received, 2 a login
+# header (USER_HEADERS, AuthAs), 3 AuthSource. Cached per spelling (few distinct
+# names in practice; a hostile stream of new names stops filling the cache at the cap).
+_OTHER, _RECEIVED, _LOGIN_HEADER, _AUTH_SOURCE = 0, 1, 2, 3
+_NAME_KINDS: dict[str, int] = {}
+_NAME_KINDS_MAX = 4096
+
+
+def _name_kind(name: str) -> int:
+    low = name.lower()
+    if low == "received":
+        kind = _RECEIVED
+    elif low in USER_HEADERS or low == EXCHANGE_AUTH_AS:
+        kind = _LOGIN_HEADER
+    elif low == EXCHANGE_AUTH_SOURCE:
+        kind = _AUTH_SOURCE
+    else:
+        kind = _OTHER
+    if len(_NAME_KINDS) < _NAME_KINDS_MAX:
+        _NAME_KINDS[name] = kind
+    return kind
+
+
+def _hop_auth(value: str) -> tuple[str | None, bool, str | None, str | None, str]:
+    """(by, authenticated, auth_user, marker, head): parse_received's answers that
+    header_auth uses, without the parts it does not (from, id, for)."""
+    value = _normalize(value)
+    head = value.split(";", 1)[0]
+    low = head.lower()
+    ascii_low = low if head.isascii() else None
+    by = _group(_BY, "by", head, ascii_low)
+    protocol = None
+    if "mtpa" in low or "mtpsa" in low or "asmtp" in low:  # else no AUTH_PROTOCOLS name
+        protocol = _group(_WITH, "with", head, ascii_low)
+    return (by, *_login(head, low, protocol), head)
+
+
+def _is_own(by: str | None, names: set[str]) -> bool:
+    host = _host(by)
+    return host in names or host in LOCAL_BY or host.split(".", 1)[0] in LOCAL_BY
+
+
 def header_auth(headers: list[tuple[str, str]], server_names: Iterable[str] = ()) -> HeaderAuth:
-    """Login evidence from the server's own hops and the headers above the first foreign hop."""
-    hops = parse_chain(headers)
-    own = own_hop_count(hops, server_names)
+    """Login evidence from the server's own hops and the headers above the first foreign hop.
+
+    Same answer as parse_chain + own_hop_count + a look at every hop, but it runs on
+    every scanned message: hops are parsed from the top only until the first foreign
+    one; below it a hop is parsed only if it holds a marker keyword (a spoofing
+    signal needs one), and one pass over the fields finds everything else.
+    """
+    received: list[str] = []
+    login_headers = []  # (Received fields above it, name, value)
+    auth_source = None
+    seen_received = 0
+    kinds = _NAME_KINDS
+    for name, value in headers:
+        kind = kinds.get(name)
+        if kind is None:
+            kind = _name_kind(name)
+        if not kind:
+            continue
+        if kind == _RECEIVED:
+            seen_received += 1
+            if seen_received <= MAX_HOPS:
+                received.append(value)
+        elif kind == _LOGIN_HEADER:
+            login_headers.append((seen_received, name, value))
+        elif auth_source is None:
+            auth_source = value.strip()
+    given = {_host(n) for n in server_names if n}
+    names = given
+    own_hops = []  # (by, authenticated, auth_user, marker, head) of each own hop, top first
+    first_foreign = None
+    for index, value in enumerate(received):
+        hop = _hop_auth(value)
+        if index == 0 and not names:
+            names = {_host(hop[0])} if hop[0] else set()
+        if not _is_own(hop[0], names):
+            first_foreign = hop
+            break
+        own_hops.append(hop)
+    own = len(own_hops)
     result = HeaderAuth(own_hops=own)
     if own:
         # the lowest own hop is where the message entered this server
-        entry = hops[own - 1]
-        result.client_ip, result.helo = entry.client_ip, entry.helo
-    for hop in hops[:own]:
-        if hop.authenticated and not result.authenticated:
+        helo, _name, result.client_ip = _client(own_hops[-1][4])
+        result.helo = helo
+    for _by, authenticated, auth_user, marker, _head in own_hops:
+        if authenticated and not result.authenticated:
             result.authenticated = True
-            result.evidence = f"header:Received ({hop.marker})"
-        if hop.auth_user and not result.auth_user:
-            result.auth_user = hop.auth_user
-            result.evidence = f"header:Received ({hop.marker})"
-    for hop in hops[own:]:
-        if hop.authenticated:
-            result.spoofed_markers.append(f"Received #{hop.index + 1} by {hop.by or '?'}: {hop.marker}")
-    # headers written above the first foreign Received belong to this server
-    own_names = {_host(h.by) for h in hops[:own]} | {_host(n) for n in server_names if n}
-    auth_source = next((v.strip() for k, v in headers if k.lower() == EXCHANGE_AUTH_SOURCE), None)
-    seen_received = 0
-    for name, value in headers:
+            result.evidence = f"header:Received ({marker})"
+        if auth_user and not result.auth_user:
+            result.auth_user = auth_user
+            result.evidence = f"header:Received ({marker})"
+    for index in range(own, len(received)):
+        if index == own:
+            hop = first_foreign
+        else:
+            low = received[index].lower()
+            if not any(hint in low for hint in _MARKER_HINTS):
+                continue  # no marker keyword: not authenticated, nothing to report
+            hop = _hop_auth(received[index])
+        if hop[1]:
+            result.spoofed_markers.append(f"Received #{index + 1} by {hop[0] or '?'}: {hop[3]}")
+    own_names = None
+    for seen, name, value in login_headers:
+        # headers written above the first foreign Received belong to this server
+        trusted = seen <= own and own > 0
         low = name.lower()
-        if low == "received":
-            seen_received += 1
-            continue
-        trusted = seen_received <= own and own > 0
         if low in USER_HEADERS:
             user = _user_from_header(name, value)
             if not user:
@@ -193,13 +320,15 @@ def header_auth(headers: list[tuple[str, str]], server_names: Iterable[str] = ()
                 result.evidence = f"header:{name}"
             elif not trusted:
                 result.spoofed_markers.append(f"{name} below a foreign hop: {user}")
-        elif low == EXCHANGE_AUTH_AS:
-            foreign_source = auth_source is not None and _host(auth_source) not in own_names
-            if trusted and foreign_source and value.strip().lower() == "internal":
-                result.spoofed_markers.append(f"{name}: Internal from AuthSource {auth_source}, not this server")
-            elif trusted and value.strip().lower() not in ("anonymous", ""):
-                result.authenticated = True
-                result.evidence = result.evidence or f"header:{name} ({value.strip()})"
-            elif not trusted and value.strip().lower() == "internal":
-                result.spoofed_markers.append(f"{name}: Internal below a foreign hop")
+            continue
+        if own_names is None:
+            own_names = {_host(hop[0]) for hop in own_hops} | given
+        foreign_source = auth_source is not None and _host(auth_source) not in own_names
+        if trusted and foreign_source and value.strip().lower() == "internal":
+            result.spoofed_markers.append(f"{name}: Internal from AuthSource {auth_source}, not this server")
+        elif trusted and value.strip().lower() not in ("anonymous", ""):
+            result.authenticated = True
+            result.evidence = result.evidence or f"header:{name} ({value.strip()})"
+        elif not trusted and value.strip().lower() == "internal":
+            result.spoofed_markers.append(f"{name}: Internal below a foreign hop")
     return result
