@@ -6,14 +6,18 @@ on Windows and macOS unchanged.
 from __future__ import annotations
 
 import datetime as _dt
+import math as _math
 import os
 import stat
+import time as _time
 from pathlib import Path
 from typing import Iterator
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_READ_FLAGS = os.O_RDONLY | _O_NOFOLLOW | _O_BINARY | _O_NONBLOCK
+_WINDOWS = os.sep == "\\"
 
 
 class UnsafePathError(OSError):
@@ -31,14 +35,46 @@ def resolve_inside(root: Path | str, rel: str, fresh: bool = False) -> str:
 
     The last component is checked by the open itself (O_NOFOLLOW) or by lstat.
     `fresh=True` re-checks every directory (writers must not trust the read cache).
+    Plain string work (no pathlib): readers call this once per file.
     """
-    if not rel or rel.startswith(("/", "\\")) or os.path.isabs(rel):
+    if not rel or rel[0] in "/\\" or (_WINDOWS and os.path.isabs(rel)):
         raise UnsafePathError(f"path {rel!r} leaves the spool root")
-    # a backslash is a separator only on Windows; on POSIX it is part of an odd name
-    parts = (rel.replace("\\", "/") if os.sep == "\\" else rel).split("/")
+    path = root if type(root) is str else os.fspath(root)
+    if _WINDOWS:
+        return _resolve_inside_windows(path, rel, fresh)
+    if "/" not in rel:  # a file directly in the root: no directory to check
+        if rel == "..":
+            raise UnsafePathError(f"path {rel!r} leaves the spool root")
+        return f"{path}/{rel}" if path and path[-1] != "/" else path + rel
+    parts = rel.split("/")
     if ".." in parts or "" in parts:
         raise UnsafePathError(f"path {rel!r} leaves the spool root")
-    path = os.fspath(root)
+    # same strings as os.path.join(root, *parts), built once per prefix
+    if path and path[-1] != "/":
+        path += "/"
+    full = path + rel
+    path += parts[0]
+    for index in range(len(parts) - 1):
+        if index:
+            path = f"{path}/{parts[index]}"
+        if path in _CHECKED_DIRS and not fresh:
+            continue
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return full  # vanished; the caller's open reports it
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafePathError(f"{rel}: goes through a symlink, not followed")
+        if len(_CHECKED_DIRS) < _CHECKED_DIRS_MAX:
+            _CHECKED_DIRS.add(path)
+    return full
+
+
+def _resolve_inside_windows(path: str, rel: str, fresh: bool) -> str:
+    """resolve_inside where a backslash is a separator too (os.path.join does the joining)."""
+    parts = rel.replace("\\", "/").split("/")
+    if ".." in parts or "" in parts:
+        raise UnsafePathError(f"path {rel!r} leaves the spool root")
     full = os.path.join(path, *parts)
     for part in parts[:-1]:
         path = os.path.join(path, part)
@@ -47,7 +83,7 @@ def resolve_inside(root: Path | str, rel: str, fresh: bool = False) -> str:
         try:
             st = os.lstat(path)
         except FileNotFoundError:
-            return full  # vanished; the caller's open reports it
+            return full
         if stat.S_ISLNK(st.st_mode):
             raise UnsafePathError(f"{rel}: goes through a symlink, not followed")
         if len(_CHECKED_DIRS) < _CHECKED_DIRS_MAX:
@@ -63,10 +99,10 @@ def _refuse_symlink(path: str, rel: str) -> None:
 def open_regular(root: Path | str, rel: str) -> tuple[int, os.stat_result]:
     """Open a regular file read-only without following symlinks; returns (fd, stat)."""
     path = resolve_inside(root, rel)
-    _refuse_symlink(path, rel)
-    flags = os.O_RDONLY | _O_NOFOLLOW | _O_BINARY | _O_NONBLOCK
+    if not _O_NOFOLLOW:
+        _refuse_symlink(path, rel)
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, _READ_FLAGS)
     except OSError as exc:
         if _O_NOFOLLOW and os.path.islink(path):
             raise UnsafePathError(f"{rel}: is a symlink, not followed") from None
@@ -109,39 +145,86 @@ def file_stat(root: Path | str, rel: str) -> os.stat_result:
     return os.lstat(resolve_inside(root, rel))
 
 
-def walk_files(root: Path, sub: str = "") -> Iterator[tuple[str, os.DirEntry]]:
+def walk_files(root: Path | str, sub: str = "") -> Iterator[tuple[str, os.DirEntry]]:
     """Yield (relative path, entry) for every non-directory below root/sub.
 
     Directory symlinks are never entered; file symlinks are yielded so that the
-    reader can report them as errors rather than silently skip evidence.
+    reader can report them as errors rather than silently skip evidence. Order:
+    names sorted within a directory, its files before the directories below it.
+    One directory is listed at a time (streaming), with plain strings, no pathlib.
     """
-    base = Path(root) / sub if sub else Path(root)
+    base = os.fspath(Path(root) / sub if sub else Path(root))
     stack = [(base, sub)]
     while stack:
         directory, rel = stack.pop()
         try:
             with os.scandir(directory) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                entries = sorted(it, key=_entry_name)
         except OSError:
             continue
+        prefix = f"{rel}/" if rel else ""
         for entry in entries:
-            child_rel = f"{rel}/{entry.name}" if rel else entry.name
             try:
                 is_dir = entry.is_dir(follow_symlinks=False)
             except OSError:
                 is_dir = False
             if is_dir:
-                stack.append((Path(entry.path), child_rel))
+                stack.append((entry.path, prefix + entry.name))
             else:
-                yield child_rel, entry
+                yield prefix + entry.name, entry
         # keep a stable, sorted order across the tree
-        stack.sort(key=lambda item: item[1], reverse=True)
+        stack.sort(key=_second, reverse=True)
+
+
+def _entry_name(entry: os.DirEntry) -> str:
+    return entry.name
+
+
+def _second(item: tuple[str, str]) -> str:
+    return item[1]
+
+
+# The `YYYY-MM-DD` of recent days: a spool's files share a few days, so each day is
+# formatted once. Bounded; cleared when full.
+_DAY_PREFIX: dict[int, str] = {}
+_TWO_DIGITS = [f"{n:02d}" for n in range(60)]
+_FAST_EPOCH_MAX = 253402300800  # 10000-01-01: beyond it (and before 1970) datetime decides
 
 
 def iso_utc(epoch: float | int | None) -> str | None:
-    """ISO-8601 UTC with a Z suffix, second precision; None for impossible times."""
+    """ISO-8601 UTC with a Z suffix, second precision; None for impossible times.
+
+    Same text as datetime.fromtimestamp(epoch, utc).strftime(...), which rounds to the
+    microsecond (half-even) before the seconds are cut; computed with integer maths
+    for 1970..9999 because readers call this for every file.
+    """
     if epoch is None:
         return None
+    kind = type(epoch)
+    if kind is float and 0.0 <= epoch < _FAST_EPOCH_MAX:
+        seconds = int(epoch)
+        if epoch - seconds >= 0.999999:  # may round up to the next second
+            seconds = _rounded_seconds(epoch)
+    elif kind is int and 0 <= epoch < _FAST_EPOCH_MAX:
+        seconds = epoch
+    else:
+        return _iso_utc_datetime(epoch)
+    days, rest = divmod(seconds, 86400)
+    day = _DAY_PREFIX.get(days)
+    if day is None:
+        if len(_DAY_PREFIX) > 4096:
+            _DAY_PREFIX.clear()
+        day = _DAY_PREFIX[days] = _time.strftime("%Y-%m-%d", _time.gmtime(days * 86400))
+    return f"{day}T{_TWO_DIGITS[rest // 3600]}:{_TWO_DIGITS[rest // 60 % 60]}:{_TWO_DIGITS[rest % 60]}Z"
+
+
+def _rounded_seconds(epoch: float) -> int:
+    """Whole seconds as datetime.fromtimestamp sees them (microseconds rounded half-even)."""
+    fraction, whole = _math.modf(epoch)
+    return int(whole) + (1 if round(fraction * 1e6) >= 1_000_000 else 0)
+
+
+def _iso_utc_datetime(epoch: float | int) -> str | None:
     try:
         when = _dt.datetime.fromtimestamp(float(epoch), tz=_dt.timezone.utc)
     except (OverflowError, OSError, ValueError):

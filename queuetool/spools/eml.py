@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Iterator
 
 from .. import fsutil
-from ..headers import HEAD_READ_LIMIT, apply_headers, parse_header_block, split_header_block
+from ..headers import HEAD_READ_LIMIT, apply_headers, parse_header_block
 from ..model import QueuedMessage, QueueUnit
-from . import read_into_record
+from . import find_body_start, read_into_record, read_message_head
 from . import child_dirs
 
 MTA = "eml"
@@ -36,6 +36,11 @@ _INFO_SEPARATOR = re.compile(r"[:!;]2,")
 _MBOX_FROM_LINE = re.compile(rb"^From (\S*)[ \t]*(.*?)\r?$")
 _MBOX_DATE_END = re.compile(rb"\d{4}\s*$")
 _MBOX_ESCAPED = re.compile(rb"(?m)^>(>*From )")
+# A header line (not a continuation) naming one of the fields that make a file look like
+# a message, as headers.parse_header_block would name it after unfolding: blanks and
+# folds may come between the name and the colon.
+_MESSAGE_FIELD = re.compile(
+    rb"(?:\A|\n)(?:from|received|subject|message-id|date|to)(?:[ \t]|\r?\n[ \t])*:", re.IGNORECASE)
 
 
 def _is_message_name(name: str) -> bool:
@@ -43,9 +48,11 @@ def _is_message_name(name: str) -> bool:
 
 
 def _looks_like_message(head: bytes) -> bool:
-    block, _ = split_header_block(head)
-    names = {name.lower() for name, _ in parse_header_block(block[:8192])}
-    return bool(names & {"from", "received", "subject", "message-id", "date", "to"})
+    """A From/Received/Subject/Message-ID/Date/To field in the first 8 KiB of the header
+    block (a regex over the raw bytes: detection reads many files, so no decoding)."""
+    body_start = find_body_start(head)
+    block = head if body_start < 0 else head[:body_start]
+    return _MESSAGE_FIELD.search(block, 0, 8192) is not None
 
 
 def _is_maildir(root: Path) -> bool:
@@ -85,14 +92,17 @@ def detect(root: Path) -> int:
     if _is_maildir(root):
         return 15
     names = _files_in(root)
+    sample = [n for n in names if _is_message_name(n)][:_DETECT_SAMPLE]
     checked = hits = 0
-    for name in [n for n in names if _is_message_name(n)][:_DETECT_SAMPLE]:
+    for name in sample:
         checked += 1
         try:
             if _looks_like_message(fsutil.read_file(root, name, 8192)):
                 hits += 1
         except OSError:
             continue
+        if hits * 2 >= len(sample):
+            return 10  # a majority of the sample already: the rest cannot change it
     if hits and hits * 2 >= checked:
         return 10
     if any(_is_mbox_file(root, name) for name in names[:_DETECT_SAMPLE]):
@@ -171,7 +181,14 @@ def iter_units(root: Path) -> Iterator[QueueUnit]:
     yield from _mbox_units(root)
     for rel, _entry in fsutil.walk_files(root):
         if _is_message_name(rel):
-            yield QueueUnit(id=Path(rel).stem, queue="eml", paths=(rel,))
+            yield QueueUnit(id=_stem(rel), queue="eml", paths=(rel,))
+
+
+def _stem(rel: str) -> str:
+    """Path(rel).stem without pathlib (the file name up to its last dot)."""
+    name = rel.rpartition("/")[2]
+    dot = name.rfind(".")
+    return name[:dot] if 0 < dot < len(name) - 1 else name
 
 
 def _mbox_offset(unit: QueueUnit) -> int:
@@ -246,18 +263,22 @@ def _read_into(root: Path, unit: QueueUnit, record: QueuedMessage, full: bool) -
         record.details["mbox_date"] = match.group(2).decode("utf-8", "backslashreplace") if match else None
         record.details["offset"] = _mbox_offset(unit)
         truncated = limit is not None and size < 0
+        body_start = find_body_start(data)
     else:
-        data, st = fsutil.read_file_and_stat(root, rel, limit)
+        if limit is None:
+            data, st = fsutil.read_file_and_stat(root, rel)
+            body_start = find_body_start(data)
+        else:
+            data, body_start, st = read_message_head(root, rel, limit)
         record.size = st.st_size
         record.arrival = fsutil.iso_utc(st.st_mtime)
         truncated = limit is not None and st.st_size > len(data)
         if unit.queue in MAILDIR_SUBDIRS:
             _, flags = maildir_info(rel.rpartition("/")[2])
             record.details["maildir_flags"] = flags
-    block, body = split_header_block(data)
-    if not body and truncated:
+    if body_start < 0 and truncated:
         record.add_error(f"header block longer than {HEAD_READ_LIMIT} bytes; cut there")
-    apply_headers(record, parse_header_block(block))
+    apply_headers(record, parse_header_block(data if body_start < 0 else data[:body_start]))
     if not record.headers:
         record.add_error("no RFC 5322 header fields found")
 

@@ -28,10 +28,10 @@ from typing import Any, Iterator
 from .. import fsutil
 from ..dsn import parse_dsn
 from ..headers import (
-    HEAD_READ_LIMIT, apply_headers, bare_address, decode_bytes, parse_header_block, split_header_block,
+    HEAD_READ_LIMIT, apply_headers, bare_address, decode_bytes, parse_header_block,
 )
 from ..model import QueuedMessage, QueueUnit
-from . import read_into_record
+from . import find_body_start, may_be_report, read_into_record, read_message_head
 from . import child_dirs
 from .smtpsvc import sniff_version
 
@@ -244,8 +244,17 @@ def _message_names(directory: Path) -> list[str]:
     return sorted((n for n in names if n.lower().endswith(MESSAGE_SUFFIXES)), key=str.lower)
 
 
+# Every _FINGERPRINT match contains one of these (lower case): most files have none,
+# and four substring searches are much cheaper than the line-anchored regex.
+_FINGERPRINT_WORDS = (b"x-sender", b"x-receiver", b"x-ms-exchange-organization-", b"microsoft smtp server")
+
+
 def _looks_2007(head: bytes) -> bool:
-    return bool(_FINGERPRINT.search(head[:16384]))
+    head = head[:16384]
+    low = head.lower()
+    if not any(word in low for word in _FINGERPRINT_WORDS):
+        return False
+    return bool(_FINGERPRINT.search(head))
 
 
 def detect(root: Path) -> int:
@@ -256,14 +265,17 @@ def detect(root: Path) -> int:
         return 25
     names = [n for n in _message_names(root) if n.lower().endswith(".eml")][:_DETECT_SAMPLE]
     hits = 0
-    for name in names:
+    for checked, name in enumerate(names, 1):
         try:
             if _looks_2007(fsutil.read_file(root, name, 16384)):
                 hits += 1
         except OSError:
-            continue
-    if names and hits * 2 >= len(names):
-        return 20
+            pass
+        # stop as soon as the rest of the sample cannot change the majority vote
+        if hits * 2 >= len(names):
+            return 20
+        if (hits + len(names) - checked) * 2 < len(names):
+            return 0
     return 0
 
 
@@ -311,12 +323,15 @@ def _read_into(root: Path, unit: QueueUnit, record: QueuedMessage, full: bool) -
     suffix = "." + rel.rpartition(".")[2].lower()
     if suffix in _STATES:
         record.details["state"] = _STATES[suffix]
-    limit = None if full else HEAD_READ_LIMIT
-    data, st = fsutil.read_file_and_stat(root, rel, limit)
+    if full:
+        data, st = fsutil.read_file_and_stat(root, rel)
+        body_start = find_body_start(data)
+    else:  # the body only for a DSN (multipart/report), up to HEAD_READ_LIMIT
+        data, body_start, st = read_message_head(root, rel, HEAD_READ_LIMIT, may_be_report)
     record.size = st.st_size
     record.arrival = fsutil.iso_utc(st.st_mtime)
-    block, body = split_header_block(data)
-    if not body and limit is not None and st.st_size > len(data):
+    block = data if body_start < 0 else data[:body_start]
+    if body_start < 0 and not full and st.st_size > len(data):
         record.add_error(f"header block longer than {HEAD_READ_LIMIT} bytes; cut there")
     headers = parse_header_block(block)
     apply_headers(record, headers)

@@ -25,9 +25,9 @@ from typing import Any, Iterator
 
 from .. import fsutil
 from ..dsn import parse_dsn, status_code
-from ..headers import HEAD_READ_LIMIT, apply_headers, bare_address, parse_header_block, split_header_block
+from ..headers import HEAD_READ_LIMIT, apply_headers, bare_address, parse_header_block
 from ..model import QueuedMessage, QueueUnit
-from . import read_into_record
+from . import find_body_start, may_be_report, read_into_record, read_message_head
 from . import child_dirs
 
 MTA = "smtpsvc"
@@ -318,8 +318,11 @@ def _scandir_files(directory: Path) -> list[os.DirEntry]:
 
 
 def _fill_from_message(record: QueuedMessage, data: bytes, truncated_read: bool) -> None:
-    block, body = split_header_block(data)
-    if not body and truncated_read:
+    """Headers, server version, DSN and client of the message in `data`; `truncated_read`:
+    the file goes on past `data` (a header block with no blank line in it was cut)."""
+    body_start = find_body_start(data)
+    block = data if body_start < 0 else data[:body_start]
+    if body_start < 0 and truncated_read:
         record.add_error(f"header block longer than {HEAD_READ_LIMIT} bytes; cut there")
     headers = parse_header_block(block)
     apply_headers(record, headers)
@@ -357,9 +360,11 @@ def _read_into(root: Path, unit: QueueUnit, record: QueuedMessage, full: bool) -
         _read_badmail(root, unit, record, full)
         return
     rel = unit.paths[0]
-    limit = None if full else HEAD_READ_LIMIT
-    data, st = fsutil.read_file_and_stat(root, rel, limit)
-    truncated = limit is not None and st.st_size > len(data)
+    if full:
+        data, st = fsutil.read_file_and_stat(root, rel)
+    else:  # the body only for a DSN (multipart/report), up to HEAD_READ_LIMIT
+        data, _, st = read_message_head(root, rel, HEAD_READ_LIMIT, may_be_report)
+    truncated = not full and st.st_size > len(data)
     record.size = st.st_size
     record.arrival = fsutil.iso_utc(st.st_mtime)
     if unit.queue in ("pickup", "drop"):

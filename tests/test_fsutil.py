@@ -1,0 +1,77 @@
+"""fsutil: the string-only path checks, the fast iso_utc and the streaming tree walk."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from queuetool import fsutil
+
+
+def _datetime_iso(epoch):
+    """The reference: what iso_utc returned before it was computed with integer maths."""
+    try:
+        when = dt.datetime.fromtimestamp(float(epoch), tz=dt.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.parametrize("epoch", [
+    0, 0.0, -0.0, 1e-7, 0.9999994999, 0.9999995, 0.9999996, 1700000000.9999995, 1700000000.4999995,
+    1700000000, 253402300799, 253402300799.9999995, 253402300800, -1, -1.5, -62135596801,
+    2 ** 63, 1e300, float("nan"), float("inf"), float("-inf"), "1700000000", "junk",
+])
+def test_iso_utc_matches_datetime_at_the_edges(epoch):
+    assert fsutil.iso_utc(epoch) == _datetime_iso(epoch)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-2 ** 40, 2 ** 40),
+                 st.integers(0, 2 ** 34).map(lambda n: n / 1e6 + 1.6e9)))
+def test_iso_utc_matches_datetime_everywhere(epoch):
+    assert fsutil.iso_utc(epoch) == _datetime_iso(epoch)
+
+
+def test_iso_utc_of_stat_nanosecond_times_rounds_like_datetime():
+    for ns in range(0, 2000):
+        epoch = (1_700_000_000 * 10 ** 9 + 999_999_000 + ns) / 1e9
+        assert fsutil.iso_utc(epoch) == _datetime_iso(epoch)
+
+
+def test_resolve_inside_refuses_leaving_the_root_and_symlinked_directories(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "f").write_bytes(b"x")
+    (tmp_path / "ln").symlink_to(tmp_path / "a")
+    for rel in ["", "/etc/passwd", "\\x", "..", "a/../a/b/f", "a//b/f", "a/b/"]:
+        with pytest.raises(fsutil.UnsafePathError):
+            fsutil.resolve_inside(tmp_path, rel)
+    with pytest.raises(fsutil.UnsafePathError, match="symlink"):
+        fsutil.resolve_inside(tmp_path, "ln/b/f", fresh=True)
+    assert fsutil.resolve_inside(tmp_path, "a/b/f") == os.path.join(str(tmp_path), "a", "b", "f")
+    assert fsutil.resolve_inside(str(tmp_path) + "/", "f") == os.path.join(str(tmp_path), "f")
+    assert fsutil.resolve_inside("", "a/f") == "a/f"
+
+
+def test_open_regular_refuses_a_symlinked_file_and_a_directory(tmp_path):
+    (tmp_path / "real").write_bytes(b"data")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(fsutil.UnsafePathError, match="symlink"):
+        fsutil.open_regular(tmp_path, "link")
+    with pytest.raises(IsADirectoryError):
+        fsutil.open_regular(tmp_path, "dir")
+    assert fsutil.read_file(tmp_path, "real") == b"data"
+
+
+def test_walk_files_order_is_sorted_files_first_and_skips_directory_symlinks(tmp_path):
+    for rel in ["b/2", "b/1", "a/z/9", "a/y", "c", "0"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    (tmp_path / "d").symlink_to(tmp_path / "a")
+    walked = [rel for rel, _ in fsutil.walk_files(tmp_path)]
+    assert walked == ["0", "c", "d", "a/y", "a/z/9", "b/1", "b/2"]
+    assert [rel for rel, _ in fsutil.walk_files(str(tmp_path), "a")] == ["a/y", "a/z/9"]
