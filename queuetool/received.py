@@ -74,10 +74,15 @@ class HeaderAuth:
 
 _LOGIN_MARKERS = ((_POSTFIX_AUTH, "Authenticated sender"), (_SENDMAIL_FULL, "user= mech="),
                   (_COURIER_AUTH, "AUTH:"), (_EXIM_AUTH_ID, "authenticated id"))
-# Every marker a hop can carry contains one of these (lowercased): an AUTH_PROTOCOLS
-# name holds "mtpa", "mtpsa" or "asmtp"; the login markers say "auth..." or "user=".
-_MARKER_HINTS = ("auth", "user=", "mtpa", "mtpsa", "asmtp")
-_PROTOCOL_HINTS = ("mtpa", "mtpsa", "asmtp")
+
+
+def _has_marker_hint(low: str) -> bool:
+    """False when a lowercased hop (or several) cannot hold any login marker.
+
+    Every marker contains "auth" or "user=" (the login markers) or "mtpa", "mtpsa",
+    "asmtp" (every AUTH_PROTOCOLS name) once lowercased.
+    """
+    return "auth" in low or "user=" in low or "mtpa" in low or "mtpsa" in low or "asmtp" in low
 
 
 def _normalize(value: str) -> str:
@@ -208,6 +213,7 @@ def _user_from_header(name: str, value: str) -> str | None:
 _OTHER, _RECEIVED, _LOGIN_HEADER, _AUTH_SOURCE = 0, 1, 2, 3
 _NAME_KINDS: dict[str, int] = {}
 _NAME_KINDS_MAX = 4096
+_NO_NAMES: frozenset[str] = frozenset()
 
 
 def _name_kind(name: str) -> int:
@@ -227,15 +233,30 @@ def _name_kind(name: str) -> int:
 
 def _hop_auth(value: str) -> tuple[str | None, bool, str | None, str | None, str]:
     """(by, authenticated, auth_user, marker, head): parse_received's answers that
-    header_auth uses, without the parts it does not (from, id, for)."""
-    value = _normalize(value)
-    head = value.split(";", 1)[0]
+    header_auth uses, without the parts it does not (from, id, for); inlined, as it
+    runs for one to three hops of every message."""
+    if not (value.isprintable() and "  " not in value and value[:1] != " " and value[-1:] != " "):
+        value = " ".join(value.split())  # _normalize
+    head = value[:4000].partition(";")[0]
     low = head.lower()
     ascii_low = low if head.isascii() else None
-    by = _group(_BY, "by", head, ascii_low)
+    by = None
+    if ascii_low is None:
+        found = _BY.search(head)
+        by = found.group(1) if found else None
+    else:
+        pos = low.find("by")
+        while pos >= 0:
+            found = _BY.match(head, pos)
+            if found:
+                by = found.group(1)
+                break
+            pos = low.find("by", pos + 1)
     protocol = None
     if "mtpa" in low or "mtpsa" in low or "asmtp" in low:  # else no AUTH_PROTOCOLS name
         protocol = _group(_WITH, "with", head, ascii_low)
+    elif "auth" not in low and "user=" not in low:
+        return by, False, None, None, head  # what _login says without a marker
     return (by, *_login(head, low, protocol), head)
 
 
@@ -271,7 +292,7 @@ def header_auth(headers: list[tuple[str, str]], server_names: Iterable[str] = ()
             login_headers.append((seen_received, name, value))
         elif auth_source is None:
             auth_source = value.strip()
-    given = {_host(n) for n in server_names if n}
+    given = {_host(n) for n in server_names if n} if server_names else _NO_NAMES
     names = given
     own_hops = []  # (by, authenticated, auth_user, marker, head) of each own hop, top first
     first_foreign = None
@@ -296,16 +317,16 @@ def header_auth(headers: list[tuple[str, str]], server_names: Iterable[str] = ()
         if auth_user and not result.auth_user:
             result.auth_user = auth_user
             result.evidence = f"header:Received ({marker})"
-    for index in range(own, len(received)):
-        if index == own:
-            hop = first_foreign
-        else:
-            low = received[index].lower()
-            if not any(hint in low for hint in _MARKER_HINTS):
-                continue  # no marker keyword: not authenticated, nothing to report
-            hop = _hop_auth(received[index])
-        if hop[1]:
-            result.spoofed_markers.append(f"Received #{index + 1} by {hop[0] or '?'}: {hop[3]}")
+    if first_foreign is not None and first_foreign[1]:
+        result.spoofed_markers.append(f"Received #{own + 1} by {first_foreign[0] or '?'}: {first_foreign[3]}")
+    # below the first foreign hop, a hop can only be a spoofing signal if it holds a
+    # marker keyword; most chains have none at all (one look at them together)
+    if own + 1 < len(received) and _has_marker_hint("\n".join(received[own + 1:]).lower()):
+        for index in range(own + 1, len(received)):
+            if _has_marker_hint(received[index].lower()):
+                hop = _hop_auth(received[index])
+                if hop[1]:
+                    result.spoofed_markers.append(f"Received #{index + 1} by {hop[0] or '?'}: {hop[3]}")
     own_names = None
     for seen, name, value in login_headers:
         # headers written above the first foreign Received belong to this server

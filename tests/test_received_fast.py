@@ -167,7 +167,17 @@ server_names = st.lists(st.sampled_from(["", "mail.example.com", "MAIL.EXAMPLE.C
 
 
 def same_auth(headers, names=()) -> None:
-    assert asdict(header_auth(headers, names)) == asdict(ref_header_auth(headers, names)), headers
+    """Fast and reference agree: same answer, or the same exception.
+
+    (Both raise IndexError on `X-Authenticated-Sender: host: ` — _user_from_header
+    takes .split()[0] of an empty rest. Reported, kept as it was.)
+    """
+    def outcome(auth):
+        try:
+            return asdict(auth(headers, names))
+        except Exception as exc:  # noqa: BLE001 - compared, not hidden
+            return type(exc)
+    assert outcome(header_auth) == outcome(ref_header_auth), headers
 
 
 def test_real_headers_match_the_reference():
@@ -190,6 +200,7 @@ def test_parse_received_matches_the_reference(value):
 
 @settings(max_examples=1500)
 @given(st.lists(st.tuples(field_name, field_value), max_size=14), server_names)
+@example([("X-Authenticated-Sender", "(Authenticated sender: ")], [])
 def test_header_auth_matches_the_reference(headers, names):
     same_auth(headers, names)
 
