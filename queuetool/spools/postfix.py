@@ -8,6 +8,7 @@ The directory a file sits in is its state; its mode says whether cleanup finishe
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -25,17 +26,24 @@ QUEUES = ("maildrop", "active", "incoming", "deferred", "hold", "corrupt", "save
 LOG_QUEUES = ("defer", "bounce", "trace")
 MARKER_DIRS = ("pid", "public", "private", "flush", "defer")
 
-REC_SIZE, REC_TIME, REC_CTIME, REC_FULLNAME, REC_INSPECT = b"C", b"T", b"c", b"F", b"I"
-REC_FROM, REC_RCPT, REC_DONE, REC_ORCP, REC_DRCP = b"S", b"R", b"D", b"O", b"/"
-REC_ATTR, REC_MESG, REC_XTRA, REC_END, REC_PTR, REC_PAD = b"A", b"M", b"X", b"E", b"p", b"w"
-REC_NORM, REC_CONT, REC_WARN, REC_REDIRECT, REC_KILLED = b"N", b"L", b"W", b">", b"K"
 # Every type byte Postfix writes to a queue file [PF src/global/rec_type.h].
 KNOWN_TYPES = frozenset(b"CTcFISRDO/WVA>K<ionMXLNwpErePfdm")
+
+# Record types, as ints: the parser compares data[offset] [PF src/global/rec_type.h].
+(TYPE_SIZE, TYPE_TIME, TYPE_CTIME, TYPE_FULLNAME, TYPE_FROM, TYPE_RCPT, TYPE_DONE, TYPE_ORCP, TYPE_DRCP,
+ TYPE_ATTR, TYPE_MESG, TYPE_XTRA, TYPE_END, TYPE_PTR, TYPE_PAD, TYPE_NORM, TYPE_CONT, TYPE_WARN,
+ TYPE_REDIRECT) = b"CTcFSRDO/AMXEpwNLW>"
+# Envelope records kept under details as the first value seen.
+_OTHER_NAMES = {ord("P"): "priority", ord("V"): "verp_delimiters", ord("r"): "return_receipt",
+                ord("e"): "errors_to", ord("I"): "content_inspector", TYPE_CONT: "content_filter",
+                ord("K"): "killed_record"}
+_DSN_ATTRS = ("dsn_orig_rcpt", "notify_flags")  # apply to the next recipient, not the message
 
 MAX_VARINT_BYTES = 5          # rec_get_raw reads at most sizeof(int) * 8 / 7 length bytes
 MAX_ATTRS = 1000              # cleanup keeps <= 100; a file with more is hostile
 MAX_RESIDUE = 20              # residue snippets kept per file
 BLOCK = 64 * 1024
+WHOLE_READ_MAX = 4 * BLOCK     # files up to this size are read in one go
 
 _LONG_ID_ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz"
 _B52 = {c: i for i, c in enumerate(_LONG_ID_ALPHABET)}
@@ -73,7 +81,7 @@ def decode_queue_id(queue_id: str) -> dict:
         except ValueError:
             return {"id_kind": "unknown"}
         out = {"id_kind": "long", "id_inode": inode, "id_usec": usec}
-        when = fsutil.iso_utc(seconds)
+        when = _iso_utc(seconds)
         if when:
             out["id_time"] = when
         return out
@@ -83,26 +91,34 @@ def decode_queue_id(queue_id: str) -> dict:
 
 
 # ------------------------------------------------------------------ record reading
-class QueueFileReader:
-    """Random access to one open queue file in cached blocks (no reads past EOF)."""
+class _BlockFile:
+    """A large queue file read on demand in 64 KiB blocks; indexes and slices like bytes,
+    so the parser runs unchanged on it (a header-only read of a 50 MB message touches
+    the first block and the extracted segment, not the body)."""
 
     def __init__(self, fd: int, size: int) -> None:
         self.fd = fd
         self.size = size
         self._blocks: dict[int, bytes] = {}
 
+    def __len__(self) -> int:
+        return self.size
+
     def _block(self, number: int) -> bytes:
         block = self._blocks.get(number)
         if block is None:
-            os.lseek(self.fd, number * BLOCK, os.SEEK_SET)
-            block = os.read(self.fd, BLOCK)
-            self._blocks[number] = block
+            block = self._blocks[number] = os.pread(self.fd, BLOCK, number * BLOCK)
         return block
 
-    def read(self, offset: int, count: int) -> bytes:
-        number, start = divmod(offset, BLOCK)
-        if start + count <= BLOCK and offset < self.size:  # the common case: one block
-            return self._block(number)[start:start + count]
+    def __getitem__(self, key: int | slice) -> int | bytes:
+        if isinstance(key, slice):
+            return self._read(key.start, key.stop - key.start)
+        block = self._block(key // BLOCK)
+        if key % BLOCK >= len(block):
+            raise CorruptQueueFile(f"file ended at offset {key} while being read")
+        return block[key % BLOCK]
+
+    def _read(self, offset: int, count: int) -> bytes:
         parts = []
         while count > 0 and offset < self.size:
             number, start = divmod(offset, BLOCK)
@@ -114,32 +130,47 @@ class QueueFileReader:
             count -= len(piece)
         return b"".join(parts)
 
-    def record_at(self, offset: int, limit: int | None = None) -> tuple[bytes, bytes, int]:
-        """(type, payload, next offset) of the record at `offset` [PF record.c rec_get_raw].
 
-        `limit` caps how much of the payload is read (the offset still moves past all of it).
-        """
-        head = self.read(offset, 1 + MAX_VARINT_BYTES)
-        if not head:
-            raise CorruptQueueFile(f"unexpected end of file at offset {offset} (no end record)")
-        length = shift = 0
-        pos = 1
-        while True:
-            if pos >= len(head):
-                raise CorruptQueueFile(f"record at offset {offset}: length field runs past end of file")
-            byte = head[pos]
-            length |= (byte & 0x7F) << shift
-            pos += 1
-            if not byte & 0x80:
-                break
-            shift += 7
-            if pos > MAX_VARINT_BYTES:
-                raise CorruptQueueFile(f"record at offset {offset}: length field too long")
-        start = offset + pos
-        if start + length > self.size:
-            raise CorruptQueueFile(
-                f"record {head[:1]!r} at offset {offset} claims {length} bytes; file ends at {self.size}")
-        return head[:1], self.read(start, length if limit is None else min(length, limit)), start + length
+def _load(fd: int, size: int) -> bytes | _BlockFile:
+    """The whole file in one read when small (one syscall beats seeking), else blocks."""
+    if size > WHOLE_READ_MAX:
+        return _BlockFile(fd, size)
+    data = os.read(fd, size)
+    while len(data) < size:  # a short read from an odd filesystem: keep reading
+        more = os.read(fd, size - len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+def _frame(data: bytes | _BlockFile, offset: int) -> tuple[int, int, int]:
+    """(type, payload start, payload end) of the record at `offset` [PF record.c rec_get_raw].
+
+    The parser inlines the one-byte-length case; this is the general case and the
+    one place that words framing errors.
+    """
+    head = data[offset:offset + 1 + MAX_VARINT_BYTES]
+    if not head:
+        raise CorruptQueueFile(f"unexpected end of file at offset {offset} (no end record)")
+    length = shift = 0
+    pos = 1
+    while True:
+        if pos >= len(head):
+            raise CorruptQueueFile(f"record at offset {offset}: length field runs past end of file")
+        byte = head[pos]
+        length |= (byte & 0x7F) << shift
+        pos += 1
+        if not byte & 0x80:
+            break
+        shift += 7
+        if pos > MAX_VARINT_BYTES:
+            raise CorruptQueueFile(f"record at offset {offset}: length field too long")
+    start = offset + pos
+    if start + length > len(data):
+        raise CorruptQueueFile(
+            f"record {head[:1]!r} at offset {offset} claims {length} bytes; file ends at {len(data)}")
+    return head[0], start, start + length
 
 
 @dataclass
@@ -148,11 +179,15 @@ class ParsedQueueFile:
 
     size_fields: list[int] = field(default_factory=list)
     arrival: float | None = None
-    create_time: float | None = None
+    create_time: int | None = None
     sender: str | None = None
     fullname: str | None = None
     attrs: dict[str, str] = field(default_factory=dict)
-    recipients: list[dict] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)       # R: still to deliver
+    done: list[str] = field(default_factory=list)          # D: delivered or bounced
+    canceled: list[str] = field(default_factory=list)      # /: dropped (duplicate, milter)
+    original: dict[str, str] = field(default_factory=dict)  # address -> O record, where they differ
+    recipient_offsets: dict[str, int] = field(default_factory=dict)
     header_lines: list[bytes] = field(default_factory=list)
     body_lines: list[bytes] = field(default_factory=list)
     header_complete: bool = False
@@ -168,46 +203,91 @@ def _text(payload: bytes) -> str:
     return payload.decode("utf-8", "backslashreplace")
 
 
-def _pointer(payload: bytes, reader: QueueFileReader, offset: int) -> int:
+def _pointer(payload: bytes, size: int, offset: int) -> int:
     try:
         target = int(payload.strip() or b"0")
     except ValueError:
         raise CorruptQueueFile(f"pointer record at offset {offset} is not a number") from None
-    if target < 0 or target >= reader.size:
+    if target < 0 or target >= size:
         raise CorruptQueueFile(f"pointer record at offset {offset} points outside the file ({target})")
     return target
 
 
-class _Walker:
-    """Follows records in logical order: `p` pointers, never visiting an offset twice."""
+class _Walk:
+    """One parse's position-independent state, and the general path of the record walk.
 
-    def __init__(self, reader: QueueFileReader, parsed: ParsedQueueFile, limit: int | None) -> None:
-        self.reader = reader
+    The parsing loops read plain records (one-byte length, not `p`/`w`) inline as long
+    as the walk has only moved forward; everything else goes through `next`: longer
+    lengths, framing errors, `p` pointers, `w` padding and, once a jump has gone
+    backwards, the check that no offset is read twice (pointer loops). Until then no
+    offset can repeat, so the visited offsets are kept as segments, not a set.
+    """
+
+    __slots__ = ("data", "size", "cap", "parsed", "count", "last", "orig_rcpt",
+                 "visited", "segments", "segment_start", "high")
+
+    def __init__(self, data: bytes | _BlockFile, parsed: ParsedQueueFile, full: bool) -> None:
+        self.data = data
+        self.size = len(data)
+        # header-only reads never hold more than HEAD_READ_LIMIT of one record
+        self.cap = self.size if full else HEAD_READ_LIMIT
         self.parsed = parsed
-        self.limit = limit
-        self.visited: set[int] = set()
+        self.count = 0              # records read by `next` (the loops count their own)
+        self.last = self.size - 1   # inline reads need offset < last; -1 sends all here
+        self.orig_rcpt: str | None = None  # the O record that applies to the next recipient
+        self.visited: set[int] | None = None
+        self.segments: list[tuple[int, int]] = []  # (start, end) of stretches read in order
+        self.segment_start = 0
+        self.high = 0               # end of the furthest record read so far
 
-    def next(self, offset: int) -> tuple[bytes, bytes, int, int]:
-        """(type, payload, record offset, next offset), following non-zero pointers."""
+    def next(self, offset: int) -> tuple[int, int, int, int, int]:
+        """(type, offset, payload start, payload stop, end) of the next record that is
+        not a pointer or padding, from `offset`."""
+        data = self.data
         while True:
-            if offset in self.visited:
-                raise CorruptQueueFile(f"pointer loop at offset {offset}")
-            self.visited.add(offset)
-            rtype, payload, nxt = self.reader.record_at(offset, self.limit)
-            self.parsed.record_count += 1
-            if rtype == REC_PTR:
-                target = _pointer(payload, self.reader, offset)
+            if self.visited is not None:
+                if offset in self.visited:
+                    raise CorruptQueueFile(f"pointer loop at offset {offset}")
+                self.visited.add(offset)
+            rtype, start, end = _frame(data, offset)
+            self.count += 1
+            stop = end if end - start <= self.cap else start + self.cap
+            if rtype == TYPE_PTR:
+                target = _pointer(data[start:stop], self.size, offset)
                 if target == 0:
-                    offset = nxt
+                    offset = end
                     continue
-                if self._inside_content(offset) and self._inside_content(target) and target > nxt:
-                    self._skipped(nxt, target)
+                if target > end and self._inside_content(offset) and self._inside_content(target):
+                    self._skipped(end, target)
+                self.jump(end, target)
                 offset = target
                 continue
-            if rtype == REC_PAD:
-                offset = nxt
+            if rtype == TYPE_PAD:
+                offset = end
                 continue
-            return rtype, payload, offset, nxt
+            return rtype, offset, start, stop, end
+
+    def jump(self, end: int, target: int) -> None:
+        """Reading moves from `end` (just past the last record read) to `target`."""
+        if self.visited is None:
+            self.segments.append((self.segment_start, end))
+            self.high = max(self.high, end)
+            if target < self.high:  # backwards: offsets may repeat from here on
+                self.visited = self.visited_offsets()
+                self.last = -1
+        self.segment_start = target
+
+    def visited_offsets(self, end: int | None = None) -> set[int]:
+        """Every record offset read so far (`end`: where reading stands now)."""
+        if self.visited is not None:
+            return self.visited
+        segments = self.segments if end is None else self.segments + [(self.segment_start, end)]
+        visited = set()
+        for offset, stop in segments:
+            while offset < stop:  # these records framed before; they frame again
+                visited.add(offset)
+                offset = _frame(self.data, offset)[2]
+        return visited
 
     def _inside_content(self, offset: int) -> bool:
         fields = self.parsed.size_fields
@@ -217,190 +297,245 @@ class _Walker:
     def _skipped(self, start: int, end: int) -> None:
         """Content bytes a pointer jumps over: a header deleted by a milter keeps its
         bytes, only its first 17 become a pointer [PF src/cleanup/cleanup_milter.c]."""
-        if len(self.parsed.residue) >= MAX_RESIDUE:
-            return
-        chunk = self.reader.read(start, min(end - start, 2048))
-        self.parsed.residue.append({"offset": start, "kind": "skipped", "text": _text(chunk)})
+        residue = self.parsed.residue
+        if len(residue) < MAX_RESIDUE:
+            chunk = self.data[start:start + min(end - start, 2048)]
+            residue.append({"offset": start, "kind": "skipped", "text": _text(chunk)})
 
 
-def _envelope_record(parsed: ParsedQueueFile, rtype: bytes, payload: bytes, offset: int,
-                     pending_orig: list, pending_dsn: dict) -> None:
-    if rtype == REC_SIZE:
-        if not parsed.size_fields:
-            parsed.size_fields = [int(x) for x in payload.split()[:6] if x.isdigit()]
-    elif rtype == REC_TIME:
-        parts = payload.split()
-        if parts and parts[0].isdigit():
-            usec = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-            parsed.arrival = int(parts[0]) + min(usec, 999999) / 1e6
-    elif rtype == REC_CTIME:
-        if payload.strip().isdigit():
-            parsed.create_time = int(payload.strip())
-    elif rtype == REC_FROM:
-        if parsed.sender is None:
-            parsed.sender = _text(payload)
-    elif rtype == REC_FULLNAME:
-        parsed.fullname = _text(payload)
-    elif rtype == REC_ATTR:
-        name, sep, value = payload.partition(b"=")
-        key = _text(name)
-        if not sep:
-            return
-        if key == "create_time" and parsed.create_time is None and value.isdigit():
-            parsed.create_time = int(value)
-        if key in ("dsn_orig_rcpt", "notify_flags"):
-            pending_dsn[key] = _text(value)
-        elif len(parsed.attrs) < MAX_ATTRS and key not in parsed.attrs:
-            parsed.attrs[key] = _text(value)
-    elif rtype == REC_ORCP:
-        pending_orig[:] = [_text(payload)]
-    elif rtype in (REC_RCPT, REC_DONE, REC_DRCP):
-        state = {REC_RCPT: "pending", REC_DONE: "done", REC_DRCP: "canceled"}[rtype]
-        entry = {"address": _text(payload), "state": state, "offset": offset}
-        if pending_orig:
-            entry["original"] = pending_orig[0]
-        entry.update(pending_dsn)
-        parsed.recipients.append(entry)
-        pending_orig.clear()
-        pending_dsn.clear()
-    elif rtype == REC_REDIRECT:
-        parsed.other["redirect_to"] = _text(payload)
-    elif rtype == REC_WARN:
-        parsed.other["warning_time"] = _text(payload.strip())
-    elif rtype in (b"P", b"V", b"r", b"e", b"I", REC_CONT, REC_KILLED):
-        name = {b"P": "priority", b"V": "verp_delimiters", b"r": "return_receipt", b"e": "errors_to",
-                b"I": "content_inspector", REC_CONT: "content_filter", REC_KILLED: "killed_record"}[rtype]
-        parsed.other.setdefault(name, _text(payload))
-
-
-def parse_queue_file(reader: QueueFileReader, full: bool) -> ParsedQueueFile:
+def parse_queue_file(data: bytes | _BlockFile, full: bool) -> ParsedQueueFile:
     """Read envelope, (header or whole) content and the extracted segment.
 
     Raises CorruptQueueFile with what is known so far in `exc.parsed`.
     """
     parsed = ParsedQueueFile()
+    walk = _Walk(data, parsed, full)
     try:
-        _parse(reader, parsed, full)
+        offset = _envelope_records(walk, 0, envelope=True)
+        if offset is None:
+            return parsed  # E before M: no content
+        parsed.content_start = offset
+        offset = _content_records(walk, offset, full)
+        offset = _envelope_records(walk, offset, envelope=False)
+        _heap_residue(walk, offset)
     except CorruptQueueFile as exc:
         exc.parsed = parsed  # type: ignore[attr-defined]
         raise
+    finally:
+        parsed.record_count = walk.count
     return parsed
 
 
-def _parse(reader: QueueFileReader, parsed: ParsedQueueFile, full: bool) -> None:
-    # header-only reads never hold more than HEAD_READ_LIMIT of one record
-    walker = _Walker(reader, parsed, None if full else HEAD_READ_LIMIT)
-    pending_orig: list = []
-    pending_dsn: dict = {}
-    offset = 0
-    first = True
-    # envelope segment
-    while True:
-        rtype, payload, at, offset = walker.next(offset)
-        if first and rtype[0] not in KNOWN_TYPES:
-            raise CorruptQueueFile(f"not a Postfix queue file (first record type {rtype!r})")
-        first = False
-        if rtype == REC_MESG:
-            break
-        if rtype == REC_END:
-            parsed.end_offset = at
-            return
-        _envelope_record(parsed, rtype, payload, at, pending_orig, pending_dsn)
-    parsed.content_start = offset
-    offset = _read_content(reader, walker, parsed, offset, full)
-    # extracted segment (recipients may be here too), up to E
-    while True:
-        rtype, payload, at, offset = walker.next(offset)
-        if rtype == REC_END:
-            parsed.end_offset = at
-            break
-        if rtype in (REC_NORM, REC_MESG):
-            raise CorruptQueueFile(f"unexpected {rtype!r} record at offset {at} after the content")
-        _envelope_record(parsed, rtype, payload, at, pending_orig, pending_dsn)
-    _heap_residue(reader, walker, parsed, offset)
+# The loops below inline the common case of `_Walk.next` (one-byte length, offset
+# still moving forward): per-record calls were most of the cost of a queue file.
+
+def _envelope_records(walk: _Walk, offset: int, envelope: bool) -> int | None:
+    """The envelope segment up to M (returns the offset after it, None if E comes
+    first), or with envelope=False the extracted segment up to E (returns the offset
+    after E). Both hold the same record types [PF src/global/rec_type.h]."""
+    data = walk.data
+    size = walk.size
+    last = walk.last
+    parsed = walk.parsed
+    attrs = parsed.attrs
+    recipient_offsets = parsed.recipient_offsets
+    orig_rcpt = walk.orig_rcpt
+    first = envelope
+    count = 0
+    try:
+        while True:
+            length = data[offset + 1] if offset < last else 0x80
+            end = offset + 2 + length
+            if length < 0x80 and end <= size and (rtype := data[offset]) != TYPE_PTR and rtype != TYPE_PAD:
+                at = offset
+                start = offset + 2
+                stop = end
+                count += 1
+            else:
+                rtype, at, start, stop, end = walk.next(offset)
+                last = walk.last
+            offset = end
+            if first:
+                first = False
+                if rtype not in KNOWN_TYPES:
+                    raise CorruptQueueFile(f"not a Postfix queue file (first record type {bytes((rtype,))!r})")
+            if rtype == TYPE_ATTR:
+                key, sep, value = data[start:stop].decode("utf-8", "backslashreplace").partition("=")
+                if not sep:
+                    continue
+                if key == "create_time" and parsed.create_time is None:
+                    raw = data[start:stop].partition(b"=")[2]
+                    if raw.isdigit():  # ASCII digits only, as the bytes say
+                        parsed.create_time = int(raw)
+                if key in _DSN_ATTRS:
+                    continue  # per-recipient DSN settings, not message attributes
+                if key not in attrs and len(attrs) < MAX_ATTRS:
+                    attrs[key] = value
+            elif rtype == TYPE_RCPT or rtype == TYPE_DONE or rtype == TYPE_DRCP:
+                address = data[start:stop].decode("utf-8", "backslashreplace")
+                if rtype == TYPE_RCPT:
+                    parsed.pending.append(address)
+                elif rtype == TYPE_DONE:
+                    parsed.done.append(address)
+                else:
+                    parsed.canceled.append(address)
+                if orig_rcpt is not None:
+                    if orig_rcpt != address:
+                        parsed.original[address] = orig_rcpt
+                    orig_rcpt = None
+                recipient_offsets[address] = at
+            elif rtype == TYPE_ORCP:
+                orig_rcpt = data[start:stop].decode("utf-8", "backslashreplace")
+            elif rtype == TYPE_TIME:
+                parts = data[start:stop].split()
+                if parts and parts[0].isdigit():
+                    usec = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+                    parsed.arrival = int(parts[0]) + min(usec, 999999) / 1e6
+            elif rtype == TYPE_SIZE:
+                if not parsed.size_fields:
+                    parsed.size_fields = [int(x) for x in data[start:stop].split()[:6] if x.isdigit()]
+            elif rtype == TYPE_FROM:
+                if parsed.sender is None:
+                    parsed.sender = _text(data[start:stop])
+            elif rtype == TYPE_MESG:
+                if envelope:
+                    return offset
+                raise CorruptQueueFile(f"unexpected b'M' record at offset {at} after the content")
+            elif rtype == TYPE_END:
+                parsed.end_offset = at
+                return None if envelope else offset
+            elif rtype == TYPE_NORM:
+                if not envelope:
+                    raise CorruptQueueFile(f"unexpected b'N' record at offset {at} after the content")
+            elif rtype == TYPE_CTIME:
+                payload = data[start:stop].strip()
+                if payload.isdigit():
+                    parsed.create_time = int(payload)
+            elif rtype == TYPE_FULLNAME:
+                parsed.fullname = _text(data[start:stop])
+            elif rtype == TYPE_REDIRECT:
+                parsed.other["redirect_to"] = _text(data[start:stop])
+            elif rtype == TYPE_WARN:
+                parsed.other["warning_time"] = _text(data[start:stop].strip())
+            elif rtype in _OTHER_NAMES:
+                parsed.other.setdefault(_OTHER_NAMES[rtype], _text(data[start:stop]))
+    finally:
+        walk.count += count
+        walk.orig_rcpt = orig_rcpt
 
 
-def _read_content(reader: QueueFileReader, walker: _Walker, parsed: ParsedQueueFile, offset: int,
-                  full: bool) -> int:
-    """Join N/L records into lines; returns the offset of the X record's successor."""
+def _content_records(walk: _Walk, offset: int, full: bool) -> int:
+    """N/L records joined into lines up to X; returns the offset after X.
+
+    Header-only reads stop at the end of the header block (or HEAD_READ_LIMIT) and
+    skip the body."""
+    data = walk.data
+    size = walk.size
+    last = walk.last
+    parsed = walk.parsed
+    header_lines = parsed.header_lines
+    body_lines = parsed.body_lines
     partial: list[bytes] = []
     in_header = True
-    header_bytes = 0
-    while True:
-        rtype, payload, at, nxt = walker.next(offset)
-        if rtype == REC_XTRA:
-            if partial:
-                (parsed.header_lines if in_header else parsed.body_lines).append(b"".join(partial))
-            if in_header:
-                parsed.header_complete = True
-            return nxt
-        if rtype == REC_CONT:
-            partial.append(payload)
-            offset = nxt
-            header_bytes += len(payload)
-            if in_header and header_bytes > HEAD_READ_LIMIT and not full:
+    header_bytes = count = 0
+    try:
+        while True:
+            length = data[offset + 1] if offset < last else 0x80
+            end = offset + 2 + length
+            if length < 0x80 and end <= size and (rtype := data[offset]) != TYPE_PTR and rtype != TYPE_PAD:
+                at = offset
+                start = offset + 2
+                stop = end
+                count += 1
+            else:
+                rtype, at, start, stop, end = walk.next(offset)
+                last = walk.last
+            offset = end
+            if rtype == TYPE_NORM:
+                line = data[start:stop]
+                if partial:
+                    line = b"".join(partial) + line
+                    partial = []
+                if not in_header:
+                    body_lines.append(line)
+                    continue
+                if line and (line[0] in (32, 9) or b":" in line):
+                    header_lines.append(line)
+                    header_bytes += stop - start + 1
+                    if header_bytes <= HEAD_READ_LIMIT or full:
+                        continue
+                    parsed.header_cut = True
+                else:  # the blank line (or a line that is no header) ends the header block
+                    in_header = False
+                    parsed.header_complete = True
+                    if line:
+                        body_lines.append(line)
+                    if full:
+                        continue
+            elif rtype == TYPE_CONT:
+                partial.append(data[start:stop])
+                header_bytes += stop - start
+                if not in_header or header_bytes <= HEAD_READ_LIMIT or full:
+                    continue
                 parsed.header_cut = True
-                return _skip_to_extracted(reader, walker, parsed, offset)
-            continue
-        if rtype != REC_NORM:
-            raise CorruptQueueFile(f"unexpected record {rtype!r} at offset {at} inside the message content")
-        line = b"".join(partial) + payload if partial else payload
-        partial = []
-        offset = nxt
-        if in_header:
-            if line == b"" or (line[:1] not in (b" ", b"\t") and b":" not in line):
-                in_header = False
-                parsed.header_complete = True
-                if line != b"":
-                    parsed.body_lines.append(line)
-                if not full:
-                    return _skip_to_extracted(reader, walker, parsed, offset)
-                continue
-            parsed.header_lines.append(line)
-            header_bytes += len(payload) + 1
-            if header_bytes > HEAD_READ_LIMIT and not full:
-                parsed.header_cut = True
-                return _skip_to_extracted(reader, walker, parsed, offset)
-        else:
-            parsed.body_lines.append(line)
+            elif rtype == TYPE_XTRA:
+                if partial:
+                    (header_lines if in_header else body_lines).append(b"".join(partial))
+                if in_header:
+                    parsed.header_complete = True
+                return offset
+            else:
+                raise CorruptQueueFile(
+                    f"unexpected record {bytes((rtype,))!r} at offset {at} inside the message content")
+            break  # header-only read, header block done
+    finally:
+        walk.count += count
+    return _skip_body(walk, offset)
 
 
-def _skip_to_extracted(reader: QueueFileReader, walker: _Walker, parsed: ParsedQueueFile, offset: int) -> int:
-    """Seek past the body with the C record: X sits at data_offset + content size."""
-    fields = parsed.size_fields
+def _skip_body(walk: _Walk, offset: int) -> int:
+    """Seek past the body with the C record: X sits at data_offset + content size (as
+    qmgr and showq find it); returns the offset after X."""
+    data = walk.data
+    fields = walk.parsed.size_fields
     if len(fields) >= 2 and fields[0] > 0:
         target = fields[1] + fields[0]
-        if 0 < target < reader.size:
+        if 0 < target < walk.size and data[target] == TYPE_XTRA:
             try:
-                rtype, _payload, nxt = reader.record_at(target, 0)
+                after = _frame(data, target)[2]
             except CorruptQueueFile:
-                rtype = b""
-            if rtype == REC_XTRA:
-                walker.visited.add(target)
-                return nxt
+                pass
+            else:
+                walk.jump(offset, target)
+                if walk.visited is not None:
+                    walk.visited.add(target)
+                return after
     # No usable size record (maildrop files have none): walk the rest of the content.
     while True:
-        rtype, _payload, at, nxt = walker.next(offset)
-        if rtype == REC_XTRA:
-            return nxt
-        if rtype not in (REC_NORM, REC_CONT):
-            raise CorruptQueueFile(f"unexpected record {rtype!r} at offset {at} inside the message content")
-        offset = nxt
+        rtype, at, _start, _stop, offset = walk.next(offset)
+        if rtype == TYPE_XTRA:
+            return offset
+        if rtype != TYPE_NORM and rtype != TYPE_CONT:
+            raise CorruptQueueFile(f"unexpected record {bytes((rtype,))!r} at offset {at} inside the message content")
 
 
-def _heap_residue(reader: QueueFileReader, walker: _Walker, parsed: ParsedQueueFile, offset: int) -> None:
+def _heap_residue(walk: _Walk, offset: int) -> None:
     """Records after E that no pointer reached: earlier versions of edited headers."""
+    data = walk.data
+    residue = walk.parsed.residue
+    if offset >= walk.size:
+        return  # the common case: E is the last record
+    visited = walk.visited_offsets(offset)
     count = 0
-    while offset < reader.size and count < 10000 and len(parsed.residue) < MAX_RESIDUE:
+    while offset < walk.size and count < 10000 and len(residue) < MAX_RESIDUE:
         try:
-            rtype, payload, nxt = reader.record_at(offset, 2048)
+            rtype, start, end = _frame(data, offset)
         except CorruptQueueFile:
-            parsed.residue.append({"offset": offset, "kind": "unparsable",
-                                   "text": _text(reader.read(offset, 200))})
+            residue.append({"offset": offset, "kind": "unparsable", "text": _text(data[offset:offset + 200])})
             return
-        if offset not in walker.visited and rtype in (REC_NORM, REC_CONT) and payload:
-            parsed.residue.append({"offset": offset, "kind": "after-end", "text": _text(payload[:2048])})
-        offset = nxt
+        if offset not in visited and (rtype == TYPE_NORM or rtype == TYPE_CONT) and end > start:
+            residue.append({"offset": offset, "kind": "after-end", "text": _text(data[start:min(end, start + 2048)])})
+        offset = end
         count += 1
 
 
@@ -451,9 +586,9 @@ def _looks_like_queue_file(head: bytes) -> bool:
     """cleanup's files start with the fixed-width C record, postdrop's with T."""
     if len(head) < 4:
         return False
-    if head[:1] == REC_SIZE:
+    if head[0] == TYPE_SIZE:
         return head[1] > 0x40 and head[2:17].strip().isdigit()
-    if head[:1] == REC_TIME:
+    if head[0] == TYPE_TIME:
         return 0 < head[1] < 40 and re.fullmatch(rb"\d+( \d+)?", head[2:2 + head[1]]) is not None
     return False
 
@@ -491,9 +626,39 @@ def _mode_details(record: QueuedMessage, st: os.stat_result, queue: str | None) 
     details["mode_from_postfix"] = mode_from_postfix
     details["forced_expire"] = mode_from_postfix and bool(mode & stat.S_IXGRP)
     details["flush_after"] = mode_from_postfix and bool(mode & stat.S_IRGRP)
-    details["mtime"] = fsutil.iso_utc(st.st_mtime)
+    details["mtime"] = mtime = _iso_utc(st.st_mtime)
     if queue == "deferred":
-        details["next_retry"] = fsutil.iso_utc(st.st_mtime)
+        details["next_retry"] = mtime
+
+
+_DAY_PREFIX: dict[int, str] = {}   # day number -> "YYYY-MM-DDT"
+_LAST_SECOND = 253402300799        # 9999-12-31T23:59:59Z
+
+
+def _iso_utc(epoch: float | int) -> str | None:
+    """fsutil.iso_utc, same text, without strftime (its cost was a tenth of a unit's):
+    the date part is cached per day. Odd values go to fsutil.iso_utc itself."""
+    if type(epoch) is float and 0.0 <= epoch <= _LAST_SECOND:
+        # datetime.fromtimestamp rounds to the microsecond (half even) before the
+        # seconds are printed: x.9999996 is printed as x+1
+        fraction, whole = math.modf(epoch)
+        seconds = int(whole) + (round(fraction * 1e6) >= 1000000)
+    elif type(epoch) is int and 0 <= epoch <= _LAST_SECOND:
+        seconds = epoch
+    else:
+        return fsutil.iso_utc(epoch)
+    day, second = divmod(seconds, 86400)
+    prefix = _DAY_PREFIX.get(day)
+    if prefix is None:
+        text = fsutil.iso_utc(day * 86400)
+        if text is None:
+            return None
+        prefix = text[:-9]
+        if len(_DAY_PREFIX) < 100_000:
+            _DAY_PREFIX[day] = prefix
+    hour, second = divmod(second, 3600)
+    minute, second = divmod(second, 60)
+    return f"{prefix}{hour:02d}:{minute:02d}:{second:02d}Z"
 
 
 def _join_logs(root: Path, record: QueuedMessage, paths: tuple[str, ...], parsed: ParsedQueueFile) -> None:
@@ -518,9 +683,8 @@ def _join_logs(root: Path, record: QueuedMessage, paths: tuple[str, ...], parsed
         entry.get("recipient", "?"): {k: entry[k] for k in ("log", "status", "action", "reason") if k in entry}
         for _kind, entry in statuses
     }
-    pending = [r["address"] for r in parsed.recipients if r["state"] == "pending"]
     chosen = None
-    for addr in pending:
+    for addr in parsed.pending:
         if addr in by_address:
             chosen = by_address[addr]
             break
@@ -540,9 +704,8 @@ def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
         return record
     try:
         _mode_details(record, st, unit.queue)
-        reader = QueueFileReader(fd, st.st_size)
         try:
-            parsed = parse_queue_file(reader, full)
+            parsed = parse_queue_file(_load(fd, st.st_size), full)
         except CorruptQueueFile as exc:
             parsed = exc.parsed  # type: ignore[attr-defined]
             if record.details["incomplete"]:
@@ -560,73 +723,72 @@ def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
         record.add_error("corrupt queue file: no end record")
     if parsed.header_cut:
         record.add_error(f"header block longer than {HEAD_READ_LIMIT} bytes; cut there")
-    _join_logs(root, record, unit.paths[1:], parsed)
+    if len(unit.paths) > 1:
+        _join_logs(root, record, unit.paths[1:], parsed)
     return record
+
+
+# details copied from the smtpd/pickup attributes when present
+_ATTR_DETAILS = ("sasl_method", "sasl_sender", "reverse_client_name", "rewrite_context", "log_client_address",
+                 "log_client_name", "log_helo_name", "protocol_name", "encoding", "create_time")
 
 
 def _fill(record: QueuedMessage, parsed: ParsedQueueFile, st: os.stat_result) -> None:
     details = record.details
     attrs = parsed.attrs
     record.sender = parsed.sender
-    record.recipients = [r["address"] for r in parsed.recipients if r["state"] == "pending"]
-    record.done_recipients = [r["address"] for r in parsed.recipients if r["state"] == "done"]
+    record.recipients = parsed.pending
+    record.done_recipients = parsed.done
     fields = parsed.size_fields
     record.size = fields[0] if fields and fields[0] > 0 else st.st_size
     if parsed.arrival is not None:
-        record.arrival = fsutil.iso_utc(parsed.arrival)
+        record.arrival = _iso_utc(parsed.arrival)
         details["arrival_source"] = "T"
     elif parsed.create_time is not None:
-        record.arrival = fsutil.iso_utc(parsed.create_time)
+        record.arrival = _iso_utc(parsed.create_time)
         details["arrival_source"] = "create_time"
     elif "id_time" in details:
         record.arrival = details["id_time"]
         details["arrival_source"] = "queue id"
     else:
-        record.arrival = fsutil.iso_utc(st.st_mtime)
+        record.arrival = details["mtime"]
         details["arrival_source"] = "mtime"
-    record.client_ip = attrs.get("client_address") or attrs.get("log_client_address")
-    record.client_name = attrs.get("client_name") or attrs.get("log_client_name")
-    record.helo = attrs.get("helo_name") or attrs.get("log_helo_name")
-    if attrs.get("sasl_username"):
+    get = attrs.get
+    record.client_ip = get("client_address") or get("log_client_address")
+    record.client_name = get("client_name") or get("log_client_name")
+    record.helo = get("helo_name") or get("log_helo_name")
+    if get("sasl_username"):
         record.auth_user = attrs["sasl_username"]
         record.auth_evidence = "spool:sasl_username"
-    details["attributes"] = dict(attrs)
-    for key in ("sasl_method", "sasl_sender", "reverse_client_name", "rewrite_context", "log_client_address",
-                "log_client_name", "log_helo_name", "protocol_name", "encoding", "create_time"):
+    details["attributes"] = attrs
+    for key in _ATTR_DETAILS:
         if key in attrs:
             details[key] = attrs[key]
     if fields:
         details["size_record"] = fields
     if parsed.fullname is not None:
         details["sender_fullname"] = parsed.fullname
-    original = {r["address"]: r["original"] for r in parsed.recipients
-                if "original" in r and r["original"] != r["address"]}
-    if original:
-        details["original_recipients"] = original
-    canceled = [r["address"] for r in parsed.recipients if r["state"] == "canceled"]
-    if canceled:
-        details["canceled_recipients"] = canceled
-    details["recipient_offsets"] = {r["address"]: r["offset"] for r in parsed.recipients}
-    details.update(parsed.other)
+    if parsed.original:
+        details["original_recipients"] = parsed.original
+    if parsed.canceled:
+        details["canceled_recipients"] = parsed.canceled
+    details["recipient_offsets"] = parsed.recipient_offsets
+    if parsed.other:
+        details.update(parsed.other)
     if parsed.residue:
         details["residue"] = parsed.residue
     if parsed.create_time is not None and parsed.arrival is None and "create_time" not in details:
         details["create_time"] = parsed.create_time
-    block = b"\n".join(parsed.header_lines) + b"\n"
-    apply_headers(record, parse_header_block(block) if parsed.header_lines else [])
+    lines = parsed.header_lines
+    apply_headers(record, parse_header_block(b"\n".join(lines) + b"\n") if lines else [])
     details["records"] = parsed.record_count
 
 
-def message_bytes(reader: QueueFileReader) -> bytes:
-    """The message content as RFC 5322 bytes (LF line ends, as postcat -bh prints)."""
-    parsed = parse_queue_file(reader, full=True)
-    lines = parsed.header_lines + [b""] + parsed.body_lines
-    return b"\n".join(lines) + b"\n"
-
-
 def read_message_bytes(root: Path, unit: QueueUnit) -> bytes:
+    """The message content as RFC 5322 bytes (LF line ends, as postcat -bh prints)."""
     fd, st = fsutil.open_regular(root, unit.paths[0])
     try:
-        return message_bytes(QueueFileReader(fd, st.st_size))
+        parsed = parse_queue_file(_load(fd, st.st_size), full=True)
     finally:
         os.close(fd)
+    return b"\n".join(parsed.header_lines + [b""] + parsed.body_lines) + b"\n"
