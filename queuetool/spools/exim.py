@@ -116,37 +116,17 @@ class HeaderFile:
     problems: list[str] = field(default_factory=list)
 
 
-class _Lines:
-    """Line cursor over bytes that can also take an exact byte count (ACL values)."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def line(self) -> bytes | None:
-        end = self.data.find(b"\n", self.pos)
-        if end < 0:
-            return None
-        text = self.data[self.pos:end]
-        self.pos = end + 1
-        return text
-
-    def peek(self) -> bytes:
-        return self.data[self.pos:self.pos + 1]
-
-    def take(self, count: int) -> bytes | None:
-        if count < 0 or self.pos + count > len(self.data):
-            return None
-        chunk = self.data[self.pos:self.pos + count]
-        self.pos += count
-        return chunk
-
-
 def _text(raw: bytes) -> str:
-    return decode_bytes(raw)
+    """decode_bytes, inlined: most spool text is plain UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return decode_bytes(raw)
 
 
 def _int(raw: bytes | str) -> int | None:
+    if raw.isdigit() and len(raw) < 20:  # the usual plain number (bytes: ASCII digits only)
+        return int(raw)
     text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
     text = text.strip()
     if text[:1] == "-":
@@ -164,13 +144,13 @@ def parse_recipient(line: bytes) -> Recipient:
     if line[-1:].isalpha() or line[-1:] in (b">", b"]", b"."):  # fast path: plain address
         return Recipient(address=_text(line))
     text = _text(line)
-    match = re.search(r"#(\d{1,6})$", text)
+    match = _RCPT_FLAGS.search(text)
     if match:
         flags = int(match.group(1))
         rest = text[:match.start()]
         rcpt = Recipient(address=rest)
         if flags & 0x01:
-            m1 = re.search(r" (\d{1,9}),(-?\d{1,9})$", rest)
+            m1 = _RCPT_LEN_FIELD.search(rest)
             if m1:
                 length, rcpt.pno = int(m1.group(1)), int(m1.group(2))
                 rest = rest[:m1.start()]
@@ -179,7 +159,7 @@ def parse_recipient(line: bytes) -> Recipient:
                     rest = rest[:len(rest) - length]
                 rest = rest[:-1] if rest.endswith(" ") else rest
         if flags & 0x02:
-            m2 = re.search(r" (\d{1,9}),(-?\d{1,9})$", rest)
+            m2 = _RCPT_LEN_FIELD.search(rest)
             if m2:
                 length, rcpt.dsn_flags = int(m2.group(1)), int(m2.group(2))
                 rest = rest[:m2.start()]
@@ -189,143 +169,222 @@ def parse_recipient(line: bytes) -> Recipient:
                 rest = rest[:-1] if rest.endswith(" ") else rest
         rcpt.address = rest
         return rcpt
-    match = re.search(r" \d{1,9},(-?\d{1,9}),\d{1,9}$", text)  # Exim 3: addr d,pno,d
+    match = _RCPT_EXIM3.search(text)  # Exim 3: addr d,pno,d
     if match:
         return Recipient(address=text[:match.start()], pno=int(match.group(1)))
-    match = re.search(r" (\d{1,9})$", text)                      # legacy: addr pno
+    match = _RCPT_LEGACY.search(text)                      # legacy: addr pno
     if match:
         return Recipient(address=text[:match.start()], pno=int(match.group(1)))
     return Recipient(address=text)
 
 
-def _parse_option(hf: HeaderFile, cur: _Lines, line: bytes) -> None:
-    """One `-name [value]` line; `--name` marks a tainted value, `--(quoter)name` a quoted one."""
-    tainted = line[1:2] == b"-"
-    body = line[2:] if tainted else line[1:]
-    if body[:1] == b"(":
-        close = body.find(b")")
-        body = body[close + 1:] if close > 0 else body
-    name_raw, sep, value_raw = body.partition(b" ")
-    name = name_raw.decode("ascii", "backslashreplace")
-    if name[:3] == "acl" and name in ("aclc", "aclm", "acl"):
-        # -aclc <name> <len>\n<len bytes>\n   (value may contain newlines) [EX acl.c, spool_in.c]
-        parts = value_raw.split(b" ")
-        var, length = (parts[0], _int(parts[1])) if len(parts) == 2 else (b"?", None)
-        if length is None:
-            hf.problems.append(f"bad {name} line {_text(line[:60])!r}")
-            return
-        value = cur.take(length)
-        if value is None or cur.take(1) not in (b"\n",):
-            hf.problems.append(f"{name} {_text(var)}: value length {length} runs off the end")
-            cur.pos = len(cur.data) if value is None else cur.pos
-            return
-        prefix = {"aclc": "acl_c", "aclm": "acl_m", "acl": "acl_"}[name]
-        hf.acl_vars[prefix + _text(var)] = _text(value)
-        return
-    if len(hf.options) >= MAX_OPTIONS:
-        if len(hf.options) == MAX_OPTIONS:
-            hf.problems.append(f"more than {MAX_OPTIONS} option lines; the rest ignored")
-            hf.options["..."] = True
-        return
-    hf.options[name] = _text(value_raw) if sep else True
-    if tainted:
-        hf.tainted.append(name)
+_RCPT_FLAGS = re.compile(r"#(\d{1,6})$")
+_RCPT_LEN_FIELD = re.compile(r" (\d{1,9}),(-?\d{1,9})$")
+_RCPT_EXIM3 = re.compile(r" \d{1,9},(-?\d{1,9}),\d{1,9}$")
+_RCPT_LEGACY = re.compile(r" (\d{1,9})$")
+_ACL_PREFIX = {"aclc": "acl_c", "aclm": "acl_m", "acl": "acl_"}
+_OPTION_BLOCK = re.compile(rb"(?:-[^\n]*\n)*")   # the option lines, up to the first other line
 
 
-def _parse_tree(hf: HeaderFile, cur: _Lines) -> None:
-    """The delivered ("non-recipients") tree: `XX`, or preorder `<Y|N><Y|N> address` lines."""
+def _parse_acl(hf: HeaderFile, data: bytes, pos: int, name: str, line: bytes, value_raw: bytes) -> int:
+    """`-aclc <name> <len>` + `<len>` bytes + newline (the value may hold newlines)
+    [EX acl.c, spool_in.c]; returns the position after it."""
+    parts = value_raw.split(b" ")
+    var, length = (parts[0], _int(parts[1])) if len(parts) == 2 else (b"?", None)
+    if length is None:
+        hf.problems.append(f"bad {name} line {_text(line[:60])!r}")
+        return pos
+    if length < 0 or pos + length > len(data):
+        hf.problems.append(f"{name} {_text(var)}: value length {length} runs off the end")
+        return len(data)
+    value = data[pos:pos + length]
+    pos += length
+    if data[pos:pos + 1] != b"\n":
+        hf.problems.append(f"{name} {_text(var)}: value length {length} runs off the end")
+        return min(pos + 1, len(data))
+    hf.acl_vars[_ACL_PREFIX[name] + _text(var)] = _text(value)
+    return pos + 1
+
+
+def _parse_options(hf: HeaderFile, data: bytes, pos: int) -> int:
+    """The `-name [value]` lines from `pos`; returns the position after them, or -1
+    when they run off the end. `--name` marks a tainted value, `--(quoter)name` a
+    quoted one."""
+    options, tainted_names, find = hf.options, hf.tainted, data.find
+    end = _OPTION_BLOCK.match(data, pos).end()
+    block = data[pos:end]
+    if block.isascii() and b"acl" not in block and block.count(b"\n") < MAX_OPTIONS:
+        # the usual block: plain ASCII `-name [value]` lines, no byte-counted ACL values
+        for line in block.decode("ascii").split("\n")[:-1]:
+            tainted = line[1:2] == "-"
+            body = line[2:] if tainted else line[1:]
+            if body[:1] == "(":
+                close = body.find(")")
+                body = body[close + 1:] if close > 0 else body
+            name, sep, value = body.partition(" ")
+            options[name] = value if sep else True
+            if tainted:
+                tainted_names.append(name)
+        if data[end:end + 1] == b"-":  # an option line without its newline
+            hf.problems.append("option lines run off the end")
+            return -1
+        return end
+    size = len(data)
+    while pos < size and data[pos] == 0x2D:  # '-'
+        end = find(b"\n", pos)
+        if end < 0:
+            hf.problems.append("option lines run off the end")
+            return -1
+        line = data[pos:end]
+        pos = end + 1
+        tainted = line[1:2] == b"-"
+        body = line[2:] if tainted else line[1:]
+        if body[:1] == b"(":
+            close = body.find(b")")
+            body = body[close + 1:] if close > 0 else body
+        name_raw, sep, value_raw = body.partition(b" ")
+        name = name_raw.decode("ascii", "backslashreplace")
+        if name[:3] == "acl" and name in _ACL_PREFIX:
+            pos = _parse_acl(hf, data, pos, name, line, value_raw)
+            continue
+        if len(options) >= MAX_OPTIONS:
+            if len(options) == MAX_OPTIONS:
+                hf.problems.append(f"more than {MAX_OPTIONS} option lines; the rest ignored")
+                options["..."] = True
+            continue
+        if sep:
+            try:
+                options[name] = value_raw.decode("utf-8")
+            except UnicodeDecodeError:
+                options[name] = decode_bytes(value_raw)
+        else:
+            options[name] = True
+        if tainted:
+            tainted_names.append(name)
+    return pos
+
+
+def _parse_tree(hf: HeaderFile, data: bytes, pos: int) -> int:
+    """The delivered ("non-recipients") tree: `XX`, or preorder `<Y|N><Y|N> address`
+    lines; returns the position after it (the end of data after a problem)."""
+    if data.startswith(b"XX\n", pos):  # nothing delivered: the usual case
+        return pos + 3
     pending = 1
     while pending > 0:
-        line = cur.line()
-        if line is None:
+        end = data.find(b"\n", pos)
+        if end < 0:
             hf.problems.append("delivered-address tree runs off the end")
-            return
+            return -1
+        line = data[pos:end]
+        pos = end + 1
         pending -= 1
         if line == b"XX" and not hf.nonrecipients:
-            return
+            return pos
         if len(line) < 3 or line[0:1] not in b"YN" or line[1:2] not in b"YN" or line[2:3] != b" ":
             hf.problems.append(f"bad delivered-tree line {_text(line[:60])!r}")
-            return
+            return pos
         hf.nonrecipients.append(_text(line[3:]))
         pending += (line[0:1] == b"Y") + (line[1:2] == b"Y")
         if len(hf.nonrecipients) > MAX_TREE_NODES:
             hf.problems.append("delivered-address tree too large")
-            return
+            return pos
+    return pos
 
 
-def _parse_headers(hf: HeaderFile, cur: _Lines) -> None:
-    data, pos = cur.data, cur.pos
-    while pos < len(data):
-        match = _HEADER_PREFIX.match(data, pos)
-        if not match:
-            hf.problems.append(f"bad header prefix at byte {pos}")
-            return
-        length = int(match.group(1))
-        start = match.end()
-        if start + length > len(data):
+def _parse_headers(hf: HeaderFile, data: bytes, pos: int) -> None:
+    """`NNNf ` + NNN bytes per header (NNN the length, f the flag), to the end."""
+    headers, size = hf.headers, len(data)
+    while pos < size:
+        # the common `%03d%c ` prefix without the regex; anything else goes through it
+        flag_byte = data[pos + 3:pos + 4]
+        if (data[pos + 4:pos + 5] == b" " and data[pos:pos + 3].isdigit()
+                and flag_byte and not flag_byte.isdigit() and flag_byte != b"\n"):
+            length = int(data[pos:pos + 3])
+            flag = chr(flag_byte[0])
+            start = pos + 5
+        else:
+            match = _HEADER_PREFIX.match(data, pos)
+            if not match:
+                hf.problems.append(f"bad header prefix at byte {pos}")
+                return
+            length = int(match.group(1))
+            flag = match.group(2).decode("latin-1")
+            start = match.end()
+        if start + length > size:
             hf.problems.append(f"header at byte {pos}: length {length} runs off the end")
-            hf.headers.append((match.group(2).decode("latin-1"), data[start:]))
+            headers.append((flag, data[start:]))
             return
-        hf.headers.append((match.group(2).decode("latin-1"), data[start:start + length]))
         pos = start + length
+        headers.append((flag, data[start:pos]))
 
 
 def parse_header_file(data: bytes) -> HeaderFile:
-    """Parse an -H file without raising; format errors land in `problems`."""
+    """Parse an -H file without raising; format errors land in `problems`.
+
+    One pass with a position over the bytes (no per-line objects): the envelope
+    lines, options, delivered tree, recipients, then the length-prefixed headers.
+    """
     hf = HeaderFile()
-    cur = _Lines(data)
-    first = cur.line()
-    if first is None:
-        hf.problems.append("empty or truncated -H file")
+    problems, find = hf.problems, data.find
+    end = find(b"\n")
+    if end < 0:
+        problems.append("empty or truncated -H file")
         return hf
-    hf.first_line = _text(first[:100])
-    ident = cur.line()
-    if ident is not None:
-        parts = ident.rsplit(b" ", 2)
+    hf.first_line = _text(data[:end][:100])
+    pos = end + 1
+    end = find(b"\n", pos)
+    if end >= 0:
+        parts = data[pos:end].rsplit(b" ", 2)
+        pos = end + 1
         if len(parts) == 3:
             hf.login, hf.uid, hf.gid = _text(parts[0]), _int(parts[1]), _int(parts[2])
         else:
-            hf.problems.append("bad originator line")
-    sender = cur.line()
-    if sender is None:
-        hf.problems.append("truncated before the sender line")
+            problems.append("bad originator line")
+    end = find(b"\n", pos)
+    if end < 0:
+        problems.append("truncated before the sender line")
         return hf
-    sender_text = _text(sender.strip())
-    if not (sender_text.startswith("<") and sender_text.endswith(">")):
-        hf.problems.append("sender line is not <address>")
-    hf.sender = sender_text[1:-1] if sender_text.startswith("<") and sender_text.endswith(">") else sender_text
-    times = cur.line()
-    if times is None:
-        hf.problems.append("truncated before the time line")
+    sender_text = _text(data[pos:end].strip())
+    pos = end + 1
+    if sender_text.startswith("<") and sender_text.endswith(">"):
+        hf.sender = sender_text[1:-1]
+    else:
+        problems.append("sender line is not <address>")
+        hf.sender = sender_text
+    end = find(b"\n", pos)
+    if end < 0:
+        problems.append("truncated before the time line")
         return hf
-    parts = times.split()
+    parts = data[pos:end].split()
+    pos = end + 1
     hf.received = _int(parts[0]) if parts else None
     hf.warning_count = _int(parts[1]) if len(parts) > 1 else None
     if hf.received is None:
-        hf.problems.append("bad received-time line")
-    while cur.peek() == b"-":
-        line = cur.line()
-        if line is None:
-            hf.problems.append("option lines run off the end")
-            return hf
-        _parse_option(hf, cur, line)
-    _parse_tree(hf, cur)
-    count_line = cur.line()
-    count = _int(count_line) if count_line is not None else None
+        problems.append("bad received-time line")
+    pos = _parse_options(hf, data, pos)
+    if pos < 0:
+        return hf
+    pos = _parse_tree(hf, data, pos)
+    if pos < 0:
+        pos = len(data)
+    end = find(b"\n", pos)
+    count = _int(data[pos:end]) if end >= 0 else None
     if count is None or count < 0 or count > MAX_RECIPIENTS:
-        hf.problems.append("bad recipient count" if count_line is not None else "truncated before recipients")
+        problems.append("bad recipient count" if end >= 0 else "truncated before recipients")
         return hf
-    for _ in range(count):
-        line = cur.line()
-        if line is None:
-            hf.problems.append(f"recipient list runs off the end ({len(hf.recipients)} of {count})")
-            return hf
-        hf.recipients.append(parse_recipient(line))
-    blank = cur.line()
-    if blank != b"":
-        hf.problems.append("no blank line before the headers")
+    pos = end + 1
+    recipients = hf.recipients
+    lines = data[pos:].split(b"\n", count)
+    if len(lines) <= count:
+        recipients.extend(map(parse_recipient, lines[:-1]))
+        problems.append(f"recipient list runs off the end ({len(recipients)} of {count})")
         return hf
-    _parse_headers(hf, cur)
+    recipients.extend(map(parse_recipient, lines[:count]))
+    pos = len(data) - len(lines[count])
+    if data[pos:pos + 1] != b"\n":
+        problems.append("no blank line before the headers")
+        return hf
+    _parse_headers(hf, data, pos + 1)
     return hf
 
 
@@ -445,19 +504,46 @@ def _unit_file(unit: QueueUnit, kind: str) -> str | None:
     return None
 
 
+def _unit_files(unit: QueueUnit) -> tuple[str | None, str | None, str | None, str | None]:
+    """(-H, -D, -J, msglog) of a unit in one pass; each the first path that fits,
+    like `_unit_file` for each kind."""
+    h_name, d_name, j_name = f"{unit.id}-H", f"{unit.id}-D", f"{unit.id}-J"
+    h_rel = d_rel = j_rel = msglog_rel = None
+    for rel in unit.paths:
+        name = rel[rel.rfind("/") + 1:]
+        if name == h_name:
+            if h_rel is None:
+                h_rel = rel
+        elif name == d_name:
+            if d_rel is None:
+                d_rel = rel
+        elif name == j_name:
+            if j_rel is None:
+                j_rel = rel
+        if msglog_rel is None and _MSGLOG_NAME.match(name):
+            msglog_rel = rel
+    return h_rel, d_rel, j_rel, msglog_rel
+
+
 def _read_bounded(root: Path, rel: str, limit: int) -> bytes:
-    """The first `limit` bytes, reading by the file's size (no limit-sized buffer)."""
+    """The first `limit` bytes, reading by the file's size (no limit-sized buffer).
+
+    The usual file takes one read: asked for one byte more than fstat said, it gives
+    exactly its size. A file that grew since, or a short read (network or FUSE
+    file systems), is read on in small steps.
+    """
     fd, st = fsutil.open_regular(root, rel)
     try:
-        chunks, left = [], limit
-        want = min(limit, st.st_size + 1)
+        data = os.read(fd, min(limit, st.st_size + 1))
+        if len(data) == st.st_size or len(data) >= limit:
+            return data
+        chunks, left = [data], limit - len(data)
         while left > 0:
-            chunk = os.read(fd, min(left, want, 1 << 20))
+            chunk = os.read(fd, min(left, 1 << 16))
             if not chunk:
                 break
             chunks.append(chunk)
             left -= len(chunk)
-            want = 1 << 16  # the file grew since fstat: keep going in small steps
         return b"".join(chunks)
     finally:
         os.close(fd)
@@ -483,11 +569,12 @@ def _read_tail(root: Path, rel: str, limit: int) -> bytes:
 
 # ------------------------------------------------------------------ records
 def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
-    root = Path(root)
+    """Header-only: one read of -H and an lstat of -D (its size); -D itself is opened
+    only with `full`, the -J journal and msglog only when the unit has them."""
     record = QueuedMessage(mta=MTA, id=unit.id, queue=unit.queue, files=list(unit.paths))
     details = record.details
     details["id_format"] = "4.97+" if len(unit.id) == 23 else "4.96-"
-    h_rel, d_rel, j_rel = _unit_file(unit, "H"), _unit_file(unit, "D"), _unit_file(unit, "J")
+    h_rel, d_rel, j_rel, msglog_rel = _unit_files(unit)
     if h_rel is None:
         record.add_error("no -H file: reception in progress, or a crash left only "
                          + ("-D" if d_rel else "-J" if j_rel else "a msglog"))
@@ -509,16 +596,18 @@ def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
         record.add_error(f"{h_rel}: {problem}")
     _fill_envelope(record, hf)
     journal = _read_journal(root, j_rel, record) if j_rel else []
-    done = set(hf.nonrecipients) | set(journal)
-    record.recipients = [r.address for r in hf.recipients if r.address not in done]
-    record.done_recipients = [r.address for r in hf.recipients if r.address in done]
+    if hf.nonrecipients or journal:
+        done = set(hf.nonrecipients) | set(journal)
+        record.recipients = [r.address for r in hf.recipients if r.address not in done]
+        record.done_recipients = [r.address for r in hf.recipients if r.address in done]
+    else:
+        record.recipients = [r.address for r in hf.recipients]
     if journal:
         details["journal_recipients"] = journal
-    _fill_headers(record, hf)
-    _fill_size(root, record, hf, d_rel)
+    header_bytes = _fill_headers(record, hf)
+    _fill_size(root, record, header_bytes, d_rel)
     if full and d_rel is not None and record.size is not None:
         _check_data_file(root, record, d_rel)
-    msglog_rel = _unit_file(unit, "msglog")
     if msglog_rel:
         _fill_status(root, record, msglog_rel)
     return record
@@ -532,29 +621,43 @@ def _fill_arrival(record: QueuedMessage, received: int | None) -> None:
         record.details["id_time"] = record.arrival if id_seconds == seconds else fsutil.iso_utc(id_seconds)
 
 
+# spool options copied to details as they are: (option, details key)
+_OPTION_DETAILS = (("received_protocol", "received_protocol"), ("host_auth", "authenticator"),
+                   ("host_auth_pubname", "auth_mechanism"), ("auth_sender", "auth_sender"),
+                   ("ident", "ident"), ("active_hostname", "active_hostname"))
+# spool flag options (no value) copied to details as True
+_FLAG_OPTIONS = ("manual_thaw", "deliver_firsttime", "localerror", "local", "host_lookup_failed",
+                 "host_lookup_deferred", "sender_set_untrusted", "spool_file_wireformat", "smtputf8")
+
+
 def _fill_envelope(record: QueuedMessage, hf: HeaderFile) -> None:
     details, opts = record.details, hf.options
+    get = opts.get
     record.sender = hf.sender
     _fill_arrival(record, hf.received)
     details["originator_login"], details["originator_uid"], details["originator_gid"] = hf.login, hf.uid, hf.gid
     details["warning_count"] = hf.warning_count
-    if isinstance(opts.get("helo_name"), str):
-        record.helo = opts["helo_name"]
-    if isinstance(opts.get("host_name"), str):
-        record.client_name = opts["host_name"]
-    if isinstance(opts.get("host_address"), str):
-        record.client_ip, port = parse_host_address(opts["host_address"])
+    value = get("helo_name")
+    if isinstance(value, str):
+        record.helo = value
+    value = get("host_name")
+    if isinstance(value, str):
+        record.client_name = value
+    value = get("host_address")
+    if isinstance(value, str):
+        record.client_ip, port = parse_host_address(value)
         details["client_port"] = port
-        details["host_address_syntax"] = "[ip]:port" if opts["host_address"].startswith("[") else "ip.port"
-    if isinstance(opts.get("interface_address"), str):
-        ip, port = parse_host_address(opts["interface_address"])
+        details["host_address_syntax"] = "[ip]:port" if value.startswith("[") else "ip.port"
+    value = get("interface_address")
+    if isinstance(value, str):
+        ip, port = parse_host_address(value)
         details["interface_address"], details["interface_port"] = ip, port
-    for name, key in (("received_protocol", "received_protocol"), ("host_auth", "authenticator"),
-                      ("host_auth_pubname", "auth_mechanism"), ("auth_sender", "auth_sender"),
-                      ("ident", "ident"), ("active_hostname", "active_hostname")):
-        if isinstance(opts.get(name), str):
-            details[key] = opts[name]
-    auth_id = opts.get("auth_id") if isinstance(opts.get("auth_id"), str) else None
+    for name, key in _OPTION_DETAILS:
+        value = get(name)
+        if isinstance(value, str):
+            details[key] = value
+    auth_id = get("auth_id")
+    auth_id = auth_id if isinstance(auth_id, str) else None
     if auth_id and "host_auth" in opts:
         # set by an SMTP authenticator's server_set_id [EX@4.96 smtp_in.c]
         record.auth_user = auth_id
@@ -566,8 +669,7 @@ def _fill_envelope(record: QueuedMessage, hf: HeaderFile) -> None:
         record.queue = "frozen"
         frozen_at = _int(opts["frozen"]) if isinstance(opts["frozen"], str) else None
         details["frozen_at"] = fsutil.iso_utc(frozen_at) if frozen_at is not None else None
-    for flag in ("manual_thaw", "deliver_firsttime", "localerror", "local", "host_lookup_failed",
-                 "host_lookup_deferred", "sender_set_untrusted", "spool_file_wireformat", "smtputf8"):
+    for flag in _FLAG_OPTIONS:
         if flag in opts:
             details[flag] = True
     details["spool_options"] = hf.options
@@ -591,20 +693,25 @@ def _read_journal(root: Path, rel: str, record: QueuedMessage) -> list[str]:
     return [_text(line) for line in data.split(b"\n") if line.strip()][:MAX_RECIPIENTS]
 
 
-def _fill_headers(record: QueuedMessage, hf: HeaderFile) -> None:
-    sent = b"".join(raw for flag, raw in hf.headers if flag != "*")
-    deleted = b"".join(raw for flag, raw in hf.headers if flag == "*")
+def _fill_headers(record: QueuedMessage, hf: HeaderFile) -> int:
+    """Headers to the record; returns the transmitted header bytes (for the size)."""
+    flags = {flag for flag, _ in hf.headers}
+    if "*" in flags:
+        sent = b"".join([raw for flag, raw in hf.headers if flag != "*"])
+        deleted = b"".join([raw for flag, raw in hf.headers if flag == "*"])
+    else:
+        sent, deleted = b"".join([raw for _, raw in hf.headers]), b""
     apply_headers(record, parse_header_block(sent))
     if deleted:
         record.details["deleted_headers"] = [[name, value] for name, value in parse_header_block(deleted)]
-    unknown = sorted({flag for flag, _ in hf.headers if flag not in HEADER_FLAGS})
+    unknown = flags.difference(HEADER_FLAGS)
     if unknown:
-        record.details["unknown_header_flags"] = unknown
+        record.details["unknown_header_flags"] = sorted(unknown)
+    return len(sent)
 
 
-def _fill_size(root: Path, record: QueuedMessage, hf: HeaderFile, d_rel: str | None) -> None:
+def _fill_size(root: Path, record: QueuedMessage, header_bytes: int, d_rel: str | None) -> None:
     """`exim -bp` size: transmitted header bytes + -D size - data offset + 1 [EX queue.c]."""
-    header_bytes = sum(len(raw) for flag, raw in hf.headers if flag != "*")
     if d_rel is None:
         record.add_error("no -D file (body missing)")
         record.size = header_bytes

@@ -33,6 +33,9 @@ TYPE_SUBDIRS = ("qf", "df", "xf")
 
 # Control files are small (headers + envelope); a larger one is cut and flagged.
 CONTROL_READ_LIMIT = 4 * 1024 * 1024
+# First read of a control file: a read buffer of CONTROL_READ_LIMIT costs more than
+# parsing a usual control file (a few KiB); only longer files are read a second time.
+CONTROL_FIRST_READ = 64 * 1024
 TRANSCRIPT_TAIL = 600
 DETECT_SAMPLE = 8
 
@@ -154,8 +157,18 @@ def decode_queue_id_time(qid: str, near_epoch: float | None = None) -> _dt.datet
 
 # ---------------------------------------------------------------- control file parsing
 
+_LOGICAL_LINE_END = re.compile(rb"\n(?![ \t])")   # a newline not followed by a continuation
+
+
 def folded_lines(data: bytes) -> list[bytes]:
     """Lines as readqf's fgetfolded() returns them: continuations joined with \\n."""
+    if b"\r" not in data:
+        # no CRs to drop: splitting at newlines that do not start a continuation gives
+        # the joined lines directly (a leading continuation stays a line of its own)
+        lines = _LOGICAL_LINE_END.split(data)
+        if lines[-1] == b"":
+            lines.pop()
+        return lines
     groups: list[list[bytes]] = []
     for line in data.split(b"\n"):
         if line.endswith(b"\r"):
@@ -169,9 +182,12 @@ def folded_lines(data: bytes) -> list[bytes]:
     return [b"\n".join(parts) for parts in groups]
 
 
+_XTEXT_HEX = re.compile(r"\+([0-9A-Fa-f]{2})")
+
+
 def xtext_decode(value: str) -> str:
     """RFC 3461 xtext (+XX hex) as used by the A line."""
-    return re.sub(r"\+([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), value)
+    return _XTEXT_HEX.sub(lambda m: chr(int(m.group(1), 16)), value)
 
 
 def expand_meta(value: bytes) -> tuple[bytes, list[str]]:
@@ -216,6 +232,14 @@ def parse_client_macro(value: str) -> dict[str, str | bool | None]:
             "forged": bool(match.group("forged"))}
 
 
+def _decode(raw: bytes) -> str:
+    """decode_bytes, inlined: control files are mostly plain UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return decode_bytes(raw)
+
+
 def _strip_angles(address: str) -> str:
     address = address.strip()
     if address.startswith("<") and address.endswith(">"):
@@ -223,9 +247,13 @@ def _strip_angles(address: str) -> str:
     return address
 
 
+_EPOCH = re.compile(r"-?\d{1,12}")
+_PRIORITY = re.compile(r"-?\d{1,18}")
+
+
 def _epoch(value: str) -> int | None:
     value = value.strip()
-    if not re.fullmatch(r"-?\d{1,12}", value):
+    if not _EPOCH.fullmatch(value):
         return None
     return int(value)
 
@@ -254,6 +282,8 @@ def parse_control(data: bytes) -> ControlFile:
     pending: dict[str, str] = {}  # Q, r and a recipient's M apply to the next R only
     controlling_user: str | None = None  # C applies until the next C (bare C resets)
     unknown: list[str] = []
+    header_lines, header_flags = ctl.header_lines, ctl.header_flags
+    has_meta = MACROEXPAND in data or MACRODEXPAND in data
     line_no = 0
     for line_no, line in enumerate(folded_lines(data), 1):
         if ctl.ended:
@@ -262,26 +292,34 @@ def parse_control(data: bytes) -> ControlFile:
         if not line:
             unknown.append("<empty>")
             continue
-        code, rest = chr(line[0]), line[1:]
-        if code == "H":  # most lines: headers, kept as bytes for the header parser
-            flags, header = split_header_line(rest)
-            header, _ = expand_meta(header)
-            ctl.header_lines.append(header)
-            name = decode_bytes(header[:header.find(b":")] if b":" in header[:200] else header[:200]).strip()
-            ctl.header_flags.append((name, flags))
+        if line[0] == 0x48:  # 'H', most lines: headers, kept as bytes for the header parser
+            # split_header_line, inlined: `H?flags?Name: value` or `HName: value`
+            end = line.find(b"?", 2) if line[1:2] == b"?" else -1
+            if end > 0:
+                flags = _decode(line[2:end])
+                header = line[end + 1:]
+            else:
+                flags, header = "", line[1:]
+            if has_meta:
+                header, _ = expand_meta(header)
+            header_lines.append(header)
+            colon = header.find(b":", 0, 200)
+            header_flags.append((_decode(header[:colon] if colon >= 0 else header[:200]).strip(), flags))
             continue
-        text = decode_bytes(rest)
+        code, rest = chr(line[0]), line[1:]
+        text = _decode(rest)
         if code == "V":
             ctl.version = int(text) if text.isdigit() and len(text) < 6 else None
             ctl.facts["version"] = text
         elif code == "T":
             ctl.created = _epoch(text)
         elif code == "K":
-            ctl.facts["last_attempt"] = fsutil.iso_utc(_epoch(text)) if _epoch(text) else None
+            last_attempt = _epoch(text)
+            ctl.facts["last_attempt"] = fsutil.iso_utc(last_attempt) if last_attempt else None
         elif code == "N":
             ctl.facts["attempts"] = int(text) if text.isdigit() and len(text) < 10 else text
         elif code == "P":
-            ctl.facts["priority"] = int(text) if re.fullmatch(r"-?\d{1,18}", text) else text
+            ctl.facts["priority"] = int(text) if _PRIORITY.fullmatch(text) else text
         elif code == "I":
             ctl.facts["df_inode"] = text
         elif code == "B":
@@ -366,9 +404,12 @@ def _df_path(unit: QueueUnit) -> str | None:
 
 
 def _read_control(root: Path, rel: str, record: QueuedMessage) -> tuple[bytes | None, os.stat_result | None]:
-    """The control file (at most CONTROL_READ_LIMIT bytes) and its stat, from one open."""
+    """The control file (at most CONTROL_READ_LIMIT bytes) and its stat, from one open
+    (two for a file of CONTROL_FIRST_READ bytes or more)."""
     try:
-        data, st = fsutil.read_file_and_stat(root, rel, CONTROL_READ_LIMIT + 1)
+        data, st = fsutil.read_file_and_stat(root, rel, CONTROL_FIRST_READ)
+        if len(data) >= CONTROL_FIRST_READ:
+            data, st = fsutil.read_file_and_stat(root, rel, CONTROL_READ_LIMIT + 1)
     except OSError as exc:
         record.add_error(f"{rel}: cannot read control file: {exc.strerror or exc}")
         return None, None
