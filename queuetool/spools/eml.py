@@ -23,7 +23,7 @@ from .. import fsutil
 from ..headers import HEAD_READ_LIMIT, apply_headers, parse_header_block
 from ..model import QueuedMessage, QueueUnit
 from . import find_body_start, read_into_record, read_message_head
-from . import child_dirs
+from . import child_dirs, dir_listing, file_head, sample_vote
 
 MTA = "eml"
 MESSAGE_SUFFIXES = (".eml", ".msg822")
@@ -61,11 +61,7 @@ def _is_maildir(root: Path) -> bool:
 
 
 def _files_in(directory: Path) -> list[str]:
-    try:
-        with os.scandir(directory) as it:
-            return sorted(e.name for e in it if not e.is_dir(follow_symlinks=False))
-    except OSError:
-        return []
+    return [name for name, is_dir in dir_listing(directory) if not is_dir]
 
 
 def _is_mbox_file(root: Path, name: str, strict: bool = True) -> bool:
@@ -74,7 +70,7 @@ def _is_mbox_file(root: Path, name: str, strict: bool = True) -> bool:
     if name.startswith(".") or _is_message_name(name):
         return False
     try:
-        head = fsutil.read_file(root, name, 512)
+        head = file_head(root, name, 512)
     except OSError:
         return False
     first, _, rest = head.partition(b"\n")
@@ -93,17 +89,7 @@ def detect(root: Path) -> int:
         return 15
     names = _files_in(root)
     sample = [n for n in names if _is_message_name(n)][:_DETECT_SAMPLE]
-    checked = hits = 0
-    for name in sample:
-        checked += 1
-        try:
-            if _looks_like_message(fsutil.read_file(root, name, 8192)):
-                hits += 1
-        except OSError:
-            continue
-        if hits * 2 >= len(sample):
-            return 10  # a majority of the sample already: the rest cannot change it
-    if hits and hits * 2 >= checked:
+    if sample_vote(sample, lambda name: _looks_like_message(file_head(root, name, 8192))):
         return 10
     if any(_is_mbox_file(root, name) for name in names[:_DETECT_SAMPLE]):
         return 12

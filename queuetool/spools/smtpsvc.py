@@ -28,7 +28,7 @@ from ..dsn import parse_dsn, status_code
 from ..headers import HEAD_READ_LIMIT, apply_headers, bare_address, parse_header_block
 from ..model import QueuedMessage, QueueUnit
 from . import find_body_start, may_be_report, read_into_record, read_message_head
-from . import child_dirs
+from . import child_dirs, dir_listing, file_head
 
 MTA = "smtpsvc"
 QUEUE_DIRS = {"queue": "queue", "pickup": "pickup", "drop": "drop", "badmail": "badmail"}
@@ -261,10 +261,7 @@ def detect(root: Path) -> int:
         return 0
     sampled = 0
     for key, directory in dirs.items():
-        try:
-            names = sorted(p.name for p in directory.iterdir())[:200]
-        except OSError:
-            continue
+        names = [name for name, _ in dir_listing(directory)[:200]]
         if key == "badmail" and any(n.lower().endswith((".bdr", ".bdp")) for n in names):
             return 30
         for name in names[:_DETECT_SAMPLE]:
@@ -272,7 +269,7 @@ def detect(root: Path) -> int:
                 break
             sampled += 1
             try:
-                head = fsutil.read_file(directory, name, 8192)
+                head = file_head(directory, name, 8192)
             except OSError:
                 continue
             if _ENVELOPE_LINE.match(head.split(b"\n", 1)[0]) or b"SMTPSVC(" in head \

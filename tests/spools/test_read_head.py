@@ -102,3 +102,46 @@ def test_cut_means_no_blank_line_within_the_limit(tmp_path):
     # short file without a blank line: all of it is the header block, nothing was cut
     for record in _read_all_three(tmp_path, b"Subject: short\n"):
         assert record.error is None or CUT not in record.error
+
+
+# ---- detection helpers: one listing and one read per file for all readers, sample votes
+
+def test_sample_vote_majority_quick_agreement_and_errors():
+    from queuetool.spools import DETECT_QUICK_SAMPLE, sample_vote
+    asked = []
+
+    def looks(name):
+        asked.append(name)
+        if name.startswith("err"):
+            raise OSError("gone")
+        return name.startswith("ok")
+
+    assert not sample_vote([], looks)
+    assert sample_vote(["ok1"], looks)
+    assert not sample_vote(["err1"], looks)
+    asked.clear()
+    assert sample_vote(["ok1", "no1", "ok2", "no2"], looks) and asked == ["ok1", "no1", "ok2"]
+    asked.clear()  # the first few agree: the rest of the sample is not read
+    assert sample_vote([f"ok{i}" for i in range(DETECT_QUICK_SAMPLE)] + ["no"] * 17, looks)
+    assert asked == [f"ok{i}" for i in range(DETECT_QUICK_SAMPLE)]
+    asked.clear()
+    assert not sample_vote(["no", "err", "no"] + ["ok"] * 17, looks) and len(asked) == DETECT_QUICK_SAMPLE
+    asked.clear()  # mixed first few: the whole majority decides
+    assert sample_vote(["ok", "no", "no"] + ["ok"] * 9 + ["no"] * 8, looks) and len(asked) == 12
+
+
+def test_detection_lists_each_directory_and_reads_each_file_once(tmp_path, monkeypatch):
+    import queuetool.spools as spools
+    for i in range(25):
+        (tmp_path / f"{i:03d}.eml").write_bytes(b"From: a@example.com\nSubject: s\n\nbody\n")
+    reads, listings = [], []
+    real_read, real_scandir = fsutil.read_file, spools.os.scandir
+    monkeypatch.setattr(fsutil, "read_file", lambda root, rel, limit=None: reads.append(rel) or real_read(root, rel, limit))
+    monkeypatch.setattr(spools.os, "scandir", lambda path: listings.append(path) or real_scandir(path))
+    assert spools.detect_mta(tmp_path) == "eml"
+    assert len(reads) == len(set(reads)) and len(reads) <= 10
+    assert listings.count(str(tmp_path)) == 1
+    assert spools._DETECTING is None  # nothing is kept after detection
+    (tmp_path / "000.eml").write_bytes(b"not a message")
+    reads.clear()
+    assert eml.detect(tmp_path) == 10 and reads.count("000.eml") == 1
