@@ -14,8 +14,11 @@ FORMATS = ("table", "jsonl", "json", "csv")
 TABLE_WIDTH = 80
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def to_json_line(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _JSON.encode(data)
 
 
 def _csv_cell(value: Any) -> Any:
@@ -140,6 +143,8 @@ def record_columns(fmt: str) -> Sequence[tuple[str, str, int]]:
 
 def render_record(record: QueuedMessage, fmt: str, with_headers: bool = False) -> str:
     """One record as one output line of `fmt` (what scan workers run for analyze_lines)."""
+    if fmt == "jsonl" or fmt == "json":
+        return _JSON.encode(record.to_dict(with_headers=with_headers))
     row = _table_row(record) if fmt == "table" else record.to_dict(with_headers=with_headers)
     return render_row(row, fmt, record_columns(fmt))
 
