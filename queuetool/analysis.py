@@ -279,9 +279,10 @@ class SpoolTally:
 
     def finish(self, verdict_source: Callable[[dict[str, AccountStats]], dict[str, str]] | None) -> None:
         trim_account_sets(self.accounts)
-        count = self.sketch.count
+        count, joined = self.sketch.count, self.union.parent
         for keys, _suspicious, _login in self._all_rows():
-            self.union.union([key for key in keys if count(key) >= 2])
+            # a key already in the union-find was counted twice before: skip the sketch
+            self.union.union([key for key in keys if key in joined or count(key) >= 2])
         for keys, suspicious, _login in self._all_rows():
             root = self._root_of(keys)
             if root is not None:
