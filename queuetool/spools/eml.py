@@ -55,9 +55,10 @@ def _looks_like_message(head: bytes) -> bool:
     return _MESSAGE_FIELD.search(block, 0, 8192) is not None
 
 
-def _is_maildir(root: Path) -> bool:
-    found = child_dirs(root, *MAILDIR_SUBDIRS)
-    return "cur" in found and "new" in found
+def _is_maildir(root: Path, listing: list[tuple[str, bool]] | None = None) -> bool:
+    """`cur/` and `new/` directories (any case) in root; `listing`: dir_listing(root) if known."""
+    subdirs = {name.lower() for name, is_dir in (dir_listing(root) if listing is None else listing) if is_dir}
+    return "cur" in subdirs and "new" in subdirs
 
 
 def _files_in(directory: Path) -> list[str]:
@@ -148,8 +149,8 @@ def mbox_offsets(root: Path, rel: str) -> Iterator[int]:
         os.close(fd)
 
 
-def _mbox_units(root: Path) -> Iterator[QueueUnit]:
-    for name in _files_in(root):
+def _mbox_units(root: Path, names: list[str]) -> Iterator[QueueUnit]:
+    for name in names:
         if not _is_mbox_file(root, name, strict=False):
             continue
         try:
@@ -161,10 +162,11 @@ def _mbox_units(root: Path) -> Iterator[QueueUnit]:
 
 def iter_units(root: Path) -> Iterator[QueueUnit]:
     root = Path(root)
-    if _is_maildir(root):
+    listing = dir_listing(root)  # one listing for the Maildir check and the mbox files
+    if _is_maildir(root, listing):
         yield from _maildir_units(root)
         return
-    yield from _mbox_units(root)
+    yield from _mbox_units(root, [name for name, is_dir in listing if not is_dir])
     for rel, _entry in fsutil.walk_files(root):
         if _is_message_name(rel):
             yield QueueUnit(id=_stem(rel), queue="eml", paths=(rel,))

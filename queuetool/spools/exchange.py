@@ -205,10 +205,13 @@ def own_hops(headers: list[tuple[str, str]]) -> list[str]:
     return hosts
 
 
+_ORG_WANTED = {f"{ORG_PREFIX}{name}".lower(): name for name in ORG_EVIDENCE}
+
+
 def org_evidence(headers: list[tuple[str, str]]) -> dict[str, str]:
     """The X-MS-Exchange-Organization-* evidence headers present (first value each)."""
     out: dict[str, str] = {}
-    wanted = {f"{ORG_PREFIX}{name}".lower(): name for name in ORG_EVIDENCE}
+    wanted = _ORG_WANTED
     for name, value in headers:
         key = wanted.get(name.lower())
         if key and key not in out:

@@ -116,6 +116,10 @@ def sniff_version(headers: list[tuple[str, str]]) -> dict[str, Any] | None:
     for name, value in headers:
         if name.lower() != "received":
             continue
+        # both signatures hold "microsoft smtp"; the case-insensitive regexes are slow to
+        # fail, so ASCII lines without it are skipped (non-ASCII ones: Unicode case folding)
+        if value.isascii() and "microsoft smtp" not in value.lower():
+            continue
         match = _SMTPSVC.search(value)
         if match:
             build = match.group(1)
