@@ -58,23 +58,56 @@ class Settings:
     # True when the domains were guessed from the spool rather than given.
     domains_inferred: bool = False
     inference_evidence: str = ""
+    # Answers already given by is_ours/is_local, per domain: the rules ask about the same
+    # few domains for every message. Not compared, not pickled (see __getstate__).
+    _ours_memo: dict[str | None, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _local_memo: dict[str | None, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _threshold_memo: dict[str, float] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _ours: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_ours", frozenset(self.local_domains | self.relay_domains | self.shared_domains))
 
     @property
     def our_domains(self) -> frozenset[str]:
-        return self.local_domains | self.relay_domains | self.shared_domains
+        return self._ours
 
     def is_ours(self, domain: str | None) -> bool:
         """A domain (or a subdomain of one) this server is responsible for."""
-        return _in_domains(domain, self.our_domains)
+        try:
+            return self._ours_memo[domain]
+        except KeyError:
+            return _remember(self._ours_memo, domain, _in_domains(domain, self._ours))
 
     def is_local(self, domain: str | None) -> bool:
-        return _in_domains(domain, self.local_domains)
+        try:
+            return self._local_memo[domain]
+        except KeyError:
+            return _remember(self._local_memo, domain, _in_domains(domain, self.local_domains))
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the memos (workers get a small object and build their own)."""
+        return {**self.__dict__, "_ours_memo": {}, "_local_memo": {}}
 
     def threshold(self, name: str) -> float:
-        return float(self.thresholds.get(name, DEFAULT_THRESHOLDS.get(name, 5.0)))
+        try:
+            return self._threshold_memo[name]
+        except KeyError:
+            value = self._threshold_memo[name] = float(self.thresholds.get(name, DEFAULT_THRESHOLDS.get(name, 5.0)))
+            return value
 
     def points(self, rule: str, default: float) -> float:
         return float(self.weights.get(rule, default))
+
+
+MEMO_LIMIT = 4096  # distinct domains remembered per memo; cleared when full (bounded memory)
+
+
+def _remember(memo: dict[str | None, bool], domain: str | None, answer: bool) -> bool:
+    if len(memo) >= MEMO_LIMIT:
+        memo.clear()
+    memo[domain] = answer
+    return answer
 
 
 def _in_domains(domain: str | None, domains: frozenset[str]) -> bool:
@@ -168,7 +201,7 @@ def address_domain(address: str | None) -> str | None:
     """Domain part of an address, lower-case; None when there is none."""
     if not address or "@" not in address:
         return None
-    domain = address.rsplit("@", 1)[1].strip().strip(">").lower().rstrip(".")
+    domain = address[address.rindex("@") + 1:].strip().strip(">").lower().rstrip(".")
     return domain or None
 
 

@@ -94,3 +94,21 @@ def test_cli_scan_fills_verdicts_with_given_domains():
     assert any(r["campaign"] for r in records)
     assert "inferred" not in result.stderr
     assert not any(h["rule"] == "inferred_domains" for r in records for h in r["rules"])
+
+
+def test_domain_memos_give_the_same_answers_stay_bounded_and_are_not_pickled():
+    import pickle
+
+    from queuetool import config
+
+    settings = Settings(local_domains=frozenset({"example.com"}), relay_domains=frozenset({"r.example"}))
+    domains = [f"h{i}.example.com" if i % 3 == 0 else f"d{i}.test" for i in range(config.MEMO_LIMIT + 50)]
+    for _ in range(2):  # second pass answers from the memo (or after it was cleared)
+        assert [settings.is_ours(d) for d in domains] == [i % 3 == 0 for i in range(len(domains))]
+        assert not any(settings.is_local(d) for d in domains[1::3])
+        assert len(settings._ours_memo) <= config.MEMO_LIMIT
+    assert settings.is_ours("R.EXAMPLE.") and not settings.is_local("R.EXAMPLE.")
+    copy = pickle.loads(pickle.dumps(settings))
+    assert copy == settings and not copy._ours_memo and copy.is_ours("mail.example.com")
+    assert settings.our_domains == {"example.com", "r.example"}
+    assert settings.threshold("spam") == 5.0 and settings.threshold("spam") == 5.0

@@ -13,6 +13,7 @@ never fill memory.
 from __future__ import annotations
 
 import array
+import functools
 import hashlib
 import re
 from typing import Iterable
@@ -26,13 +27,19 @@ _PREFIX = re.compile(r"^\s*(?:(?:re|fwd?|aw|wg|sv|tr)\s*(?:\[\d+\])?\s*:\s*)+", 
 _DIGITS = re.compile(r"\d+")
 _NON_WORD = re.compile(r"[^\w#]+", re.UNICODE)
 _WORD = re.compile(r"[a-z0-9']{2,}")
+_HASHES = re.compile("#+")
+_LETTERS = re.compile(r"[a-z]+")
 # Subjects too generic to say two messages are one campaign.
 GENERIC_SUBJECTS = frozenset({"", "test", "hello", "hi", "#", "no subject", "(no subject)"})
 MIN_SUBJECT_CHARS = 8
 
 
+@functools.lru_cache(maxsize=4096)
 def feature_key(kind: str, value: str) -> str:
-    """Stable hex key of one feature (sha1 prefix; no per-process hash seed)."""
+    """Stable hex key of one feature (sha1 prefix; no per-process hash seed).
+
+    Cached: members of a campaign share their features, which is the point of them.
+    """
     return hashlib.sha1(f"{kind}\0{value}".encode("utf-8", "surrogatepass")).hexdigest()[: KEY_BYTES * 2]
 
 
@@ -40,10 +47,10 @@ def subject_skeleton(subject: str | None, recipients: Iterable[str] = ()) -> str
     """Subject with reply prefixes, digits, punctuation and recipient names taken out."""
     text = _PREFIX.sub("", subject or "").lower()
     for rcpt in recipients:
-        local = rcpt.split("@", 1)[0].lower()
+        local = rcpt.partition("@")[0].lower()
         if len(local) >= 3:
             text = text.replace(local, " ")
-    text = re.sub("#+", "#", _DIGITS.sub("#", text))
+    text = _HASHES.sub("#", _DIGITS.sub("#", text))
     return " ".join(_NON_WORD.sub(" ", text).split())
 
 
@@ -54,7 +61,7 @@ def sender_pattern(sender: str | None) -> str:
     if sender == "":
         return "<>"
     local, _, domain = sender.lower().rpartition("@")
-    shape = re.sub(r"[a-z]+", "a", re.sub(r"\d+", "9", local))
+    shape = _LETTERS.sub("a", _DIGITS.sub("9", local))
     return f"{shape}@{'*' if domain else ''}"
 
 

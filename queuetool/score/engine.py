@@ -8,6 +8,7 @@ Verdict thresholds (docs/rules.md, overridable in [thresholds]):
 """
 from __future__ import annotations
 
+import functools
 from typing import Iterable
 
 from ..config import Settings
@@ -19,11 +20,42 @@ RECORD_STAGES = ("record", "body")
 SPOOL_STAGES = ("spool",)
 INFERRED_RULE = "inferred_domains"
 SKIPPED_RULE = "body_rules_skipped"
+_NO_SPOOL = SpoolFacts()  # record-stage rules never read spool facts; one shared default
+
+
+class _Plan:
+    """The rules of each stage and the skipped-rules note, built once per RULES tuple
+    instead of filtering all rules for every message (tests may swap RULES)."""
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.rules = rules
+        self.record = tuple(r for r in rules if r.stage == "record")
+        self.record_and_body = tuple(r for r in rules if r.stage in RECORD_STAGES)
+        self.spool = tuple(r for r in rules if r.stage in SPOOL_STAGES)
+        skipped = ", ".join(r.name for r in rules if r.stage == "body")
+        self.skipped_why = f"header-only scan; body rules skipped ({skipped}): use --full"
+
+
+_plan = _Plan(RULES)
+
+
+def _current_plan() -> _Plan:
+    global _plan
+    if _plan.rules is not RULES:
+        _plan = _Plan(RULES)
+    return _plan
+
+
+@functools.lru_cache(maxsize=64)
+def _inferred_why(local_domains: frozenset[str]) -> str:
+    domains = ", ".join(sorted(local_domains)) or "none found"
+    return f"verdict rests on inferred local domains ({domains}); confirm with --local-domain"
 
 
 def run_rules(inp: RuleInput, rules: Iterable[Rule]) -> list[RuleHit]:
     """Hits of `rules` on one input; a rule that raises becomes a 0-point hit saying so."""
     hits = []
+    points_of = inp.settings.points
     for rule in rules:
         try:
             finding = rule.check(inp)
@@ -35,7 +67,7 @@ def run_rules(inp: RuleInput, rules: Iterable[Rule]) -> list[RuleHit]:
         if finding is None:
             continue
         scale, why = (1.0, finding) if isinstance(finding, str) else finding
-        points = round(inp.settings.points(rule.name, rule.points) * scale, 2)
+        points = round(points_of(rule.name, rule.points) * scale, 2)
         hits.append(RuleHit(rule.name, points + 0.0, why))
     return hits
 
@@ -45,10 +77,12 @@ def verdict_for(hits: Iterable[RuleHit], settings: Settings) -> tuple[float, str
     total = 0.0
     by_category = {"spam": 0.0, "relay": 0.0, "backscatter": 0.0}
     for hit in hits:
-        total += hit.points
-        rule = RULES_BY_NAME.get(hit.rule)
-        if rule is not None and rule.category in by_category:
-            by_category[rule.category] += hit.points
+        points = hit.points
+        total += points
+        if points:  # adding 0.0 changes no sum; most hits are informational
+            rule = RULES_BY_NAME.get(hit.rule)
+            if rule is not None and rule.category in by_category:
+                by_category[rule.category] += points
     total = round(total, 2)
     if by_category["backscatter"] >= settings.threshold("backscatter"):
         return total, "backscatter"
@@ -80,17 +114,13 @@ def score_record(record: QueuedMessage, settings: Settings, body: BodyFacts | No
 
     Sets `rules`, `score` and a preliminary `verdict`; spool rules add to them later.
     """
-    inp = RuleInput(record=record, settings=settings, body=body, full=full)
-    stages = RECORD_STAGES if full else ("record",)
-    record.rules = run_rules(inp, (r for r in RULES if r.stage in stages))
+    plan = _current_plan()
+    inp = RuleInput(record=record, settings=settings, body=body, full=full, spool=_NO_SPOOL)
+    record.rules = run_rules(inp, plan.record_and_body if full else plan.record)
     if not full:
-        skipped = ", ".join(r.name for r in RULES if r.stage == "body")
-        record.rules.append(RuleHit(SKIPPED_RULE, 0.0, f"header-only scan; body rules skipped ({skipped}): use --full"))
+        record.rules.append(RuleHit(SKIPPED_RULE, 0.0, plan.skipped_why))
     if settings.domains_inferred:
-        domains = ", ".join(sorted(settings.local_domains)) or "none found"
-        record.rules.append(RuleHit(
-            INFERRED_RULE, 0.0,
-            f"verdict rests on inferred local domains ({domains}); confirm with --local-domain"))
+        record.rules.append(RuleHit(INFERRED_RULE, 0.0, _inferred_why(settings.local_domains)))
     _finish(record, settings)
     return record
 
@@ -98,8 +128,9 @@ def score_record(record: QueuedMessage, settings: Settings, body: BodyFacts | No
 def apply_spool_rules(record: QueuedMessage, settings: Settings, facts: SpoolFacts) -> QueuedMessage:
     """Add the spool-wide rules (campaign size, account trace verdict) and re-decide."""
     inp = RuleInput(record=record, settings=settings, spool=facts)
-    record.rules = [hit for hit in record.rules if RULES_BY_NAME.get(hit.rule, None) is None
-                    or RULES_BY_NAME[hit.rule].stage not in SPOOL_STAGES]
-    record.rules.extend(run_rules(inp, (r for r in RULES if r.stage in SPOOL_STAGES)))
+    by_name = RULES_BY_NAME
+    record.rules = [hit for hit in record.rules
+                    if (rule := by_name.get(hit.rule)) is None or rule.stage not in SPOOL_STAGES]
+    record.rules.extend(run_rules(inp, _current_plan().spool))
     _finish(record, settings)
     return record

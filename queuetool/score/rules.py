@@ -15,7 +15,7 @@ import functools
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any, Callable, Generic, Iterator, TypeVar, Union
 
 from ..config import Settings, address_domain
 from ..headers import bare_address
@@ -39,23 +39,70 @@ class SpoolFacts:
     trace_available: bool = False
 
 
+_T = TypeVar("_T")
+
+
+class _once(Generic[_T]):
+    """functools.cached_property without the lock it takes on every read in Python 3.11:
+    the value lands in the instance dict, so later reads are plain attribute reads."""
+
+    def __init__(self, func: Callable[[Any], _T]) -> None:
+        self.func, self.name, self.__doc__ = func, func.__name__, func.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> _T:
+        if instance is None:
+            return self  # type: ignore[return-value]
+        value = instance.__dict__[self.name] = self.func(instance)
+        return value
+
+
+def header_index(record: QueuedMessage) -> dict[str, str]:
+    """Lower-case header name -> its first value: one pass instead of a scan per lookup."""
+    return {name.lower(): value for name, value in reversed(record.headers)}
+
+
 @dataclass
 class RuleInput:
+    """What a rule sees; facts several rules need are computed once, on first use."""
+
     record: QueuedMessage
     settings: Settings
     body: BodyFacts | None = None          # None unless --full
     full: bool = False
     spool: SpoolFacts = field(default_factory=SpoolFacts)
 
-    @functools.cached_property
-    def login(self) -> str | None:
-        """login_of(record), computed once for all rules."""
-        return login_of(self.record)
+    @_once
+    def headers(self) -> dict[str, str]:
+        """header_index(record): lower-case name -> first value."""
+        return header_index(self.record)
 
-    @functools.cached_property
+    @_once
+    def login(self) -> str | None:
+        """login_of(record)."""
+        return login_of(self.record, self.headers)
+
+    @_once
     def from_address(self) -> str | None:
-        """header_from_address(record), computed once for all rules."""
+        """header_from_address(record)."""
         return header_from_address(self.record)
+
+    @_once
+    def injected(self) -> bool:
+        """injected_locally(record)."""
+        return injected_locally(self.record, self.headers)
+
+    @_once
+    def recipient_domains(self) -> list[str | None]:
+        """address_domain of each recipient, in order."""
+        return [address_domain(rcpt) for rcpt in self.record.recipients]
+
+    @_once
+    def outside(self) -> list[str]:
+        """outside_recipients(record, settings)."""
+        return outside_recipients(self.record, self.settings, self.headers, self.recipient_domains)
 
 
 @dataclass(frozen=True)
@@ -69,6 +116,45 @@ class Rule:
 
 
 # ---------------------------------------------------------------- shared facts
+class Prefiltered:
+    """A case-insensitive regex searched only where it can match; same results, far faster.
+
+    `starts` are lower-case literals one of which every match begins with; `needs`, if
+    given, literals one of which every match contains. On ASCII text (where re.I folds
+    exactly like str.lower) the search is skipped when the literals are absent and
+    begins at the first `starts` literal otherwise; other text gets the plain search.
+    Why: re tries every alternative at every position, ~20 µs per Received header,
+    and most headers and subjects contain none of the words.
+    """
+
+    __slots__ = ("pattern", "starts", "needs", "_first")
+
+    def __init__(self, pattern: re.Pattern[str], starts: tuple[str, ...], needs: tuple[str, ...] = ()) -> None:
+        self.pattern, self.starts, self.needs = pattern, starts, needs
+        # One search for the leftmost of the literals (re scans literal alternatives fast).
+        self._first = re.compile("|".join(map(re.escape, starts)))
+
+    def _first_start(self, text: str) -> int:
+        """Where the first match can begin in ASCII `text`; -1 when there is none."""
+        low = text.lower()
+        if self.needs and not any(word in low for word in self.needs):
+            return -1
+        found = self._first.search(low)
+        return found.start() if found else -1
+
+    def search(self, text: str) -> re.Match[str] | None:
+        if not text.isascii():
+            return self.pattern.search(text)
+        at = self._first_start(text)
+        return None if at < 0 else self.pattern.search(text, at)
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        if not text.isascii():
+            return self.pattern.finditer(text)
+        at = self._first_start(text)
+        return iter(()) if at < 0 else self.pattern.finditer(text, at)
+
+
 _AUTH_RECEIVED = re.compile(
     r"\bwith\s+(?:ESMTPSA|ESMTPA|LMTPA|UTF8SMTPSA|UTF8SMTPA|ASMTP)\b|\(Authenticated sender:\s*([^)\s]+)\)"
     r"|\bauthenticated\s+(?:as|user)\s+([^\s;)]+)", re.I)
@@ -91,15 +177,38 @@ SPAM_WORDS = re.compile(
     r"verify your account|account (?:has been )?suspended|confirm your (?:password|identity)|"
     r"password (?:expires?|expired)|unusual (?:sign-in|login) activity|update your payment|"
     r"wire transfer|lottery|you have won|bitcoin investment|crypto profit)\b", re.I)
+# The same patterns with the literals their matches start with (tests/score check them).
+AUTH_RECEIVED_FAST = Prefiltered(_AUTH_RECEIVED, ("with", "(authenticated", "authenticated"),
+                                 needs=("mtpa", "mtpsa", "asmtp", "authenticated"))
+LOCAL_INJECTION_FAST = Prefiltered(_LOCAL_INJECTION, (
+    "from userid ", "with local", "/submit)", "(from ", "from localhost", "[127.", "[::1]"))
+DSN_SUBJECT_FAST = Prefiltered(DSN_SUBJECT, (
+    "undeliver", "delivery status", "returned mail", "failure notice", "mail delivery ", "non",
+    "delivery ", "could not be delivered"))
+DSN_FROM_FAST = Prefiltered(DSN_FROM, ("mailer-daemon", "postmaster", "mail delivery "))
+SPAM_WORDS_FAST = Prefiltered(SPAM_WORDS, (
+    "viagra", "cialis", "levitra", "pharma", "pill", "tramadol", "xanax", "valium", "phentermine",
+    "prescription", "med", "erectile", "weight loss", "verify your account", "account ",
+    "confirm your ", "password ", "unusual ", "update your payment", "wire transfer", "lottery",
+    "you have won", "bitcoin investment", "crypto profit"))
 
 
-def login_of(record: QueuedMessage) -> str | None:
-    """The SMTP AUTH identity: the record's, else the newest Received header's."""
+def _newest_received(record: QueuedMessage, headers: dict[str, str] | None) -> str | None:
+    if not record.headers:
+        return None
+    return headers.get("received") if headers is not None else record.header("Received")
+
+
+def login_of(record: QueuedMessage, headers: dict[str, str] | None = None) -> str | None:
+    """The SMTP AUTH identity: the record's, else the newest Received header's.
+
+    `headers`, if given, is header_index(record) (saves a header scan).
+    """
     if record.auth_user:
         return record.auth_user
-    newest = record.header("Received") if record.headers else None
+    newest = _newest_received(record, headers)
     if newest:
-        match = _AUTH_RECEIVED.search(newest)
+        match = AUTH_RECEIVED_FAST.search(newest)
         if match:
             return match.group(1) or match.group(2) or "(authenticated)"
     if record.details.get("header_authenticated"):  # noted before the headers were dropped
@@ -128,29 +237,35 @@ def is_null_sender(sender: str | None) -> bool:
     return sender is not None and sender.strip().lower() in NULL_SENDERS
 
 
-def injected_locally(record: QueuedMessage) -> bool:
+@functools.lru_cache(maxsize=4096)
+def _is_loopback(address: str) -> bool | None:
+    """Whether an IP address is a loopback one; None when it is no IP address.
+
+    Cached: a spool has few distinct clients and ipaddress parsing costs microseconds.
+    """
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return None
+
+
+def injected_locally(record: QueuedMessage, headers: dict[str, str] | None = None) -> bool:
     """Submitted on the server itself (sendmail command, pickup, loopback SMTP)."""
     if record.details.get("rewrite_context") == "local" and not record.client_ip:
         return True
     if record.client_ip:
-        try:
-            return ipaddress.ip_address(record.client_ip.strip("[]")).is_loopback
-        except ValueError:
-            return False
+        return _is_loopback(record.client_ip.strip("[]")) is True
     if record.queue in LOCAL_QUEUES:
         return True
-    newest = record.header("Received") if record.headers else None
-    return bool(newest and _LOCAL_INJECTION.search(newest))
+    newest = _newest_received(record, headers)
+    return bool(newest and LOCAL_INJECTION_FAST.search(newest))
 
 
 def from_outside_client(record: QueuedMessage) -> bool:
     """A known SMTP client that is not the server itself."""
     if not record.client_ip:
         return False
-    try:
-        return not ipaddress.ip_address(record.client_ip.strip("[]")).is_loopback
-    except ValueError:
-        return True
+    return _is_loopback(record.client_ip.strip("[]")) is not True
 
 
 def header_from_address(record: QueuedMessage) -> str | None:
@@ -167,42 +282,91 @@ def header_from_address(record: QueuedMessage) -> str | None:
 _RECEIVED_FOR = re.compile(r"\bfor\s+<?([^\s<>;]+@[^\s<>;]+?)>?\s*;", re.I)
 
 
-def forwarded_from(record: QueuedMessage, settings: Settings) -> str | None:
+_RECEIVED_FOR_FAST = Prefiltered(_RECEIVED_FOR, ("for",))
+
+
+def forwarded_from(record: QueuedMessage, settings: Settings,
+                   headers: dict[str, str] | None = None) -> str | None:
     """Our address the newest Received header names (`for <x>`) when mail was sent on by an alias."""
-    newest = record.header("Received") if record.headers else None
-    match = _RECEIVED_FOR.search(newest or "")
+    newest = _newest_received(record, headers)
+    match = _RECEIVED_FOR_FAST.search(newest or "")
     if match and settings.is_ours(address_domain(match.group(1))):
         return match.group(1)
     return None
 
 
-def outside_recipients(record: QueuedMessage, settings: Settings) -> list[str]:
-    """Recipients outside our domains, unless the mail came for one of our addresses (an alias)."""
-    outside = [r for r in record.recipients if not settings.is_ours(address_domain(r))]
-    if outside and forwarded_from(record, settings):
+def outside_recipients(record: QueuedMessage, settings: Settings, headers: dict[str, str] | None = None,
+                       domains: list[str | None] | None = None) -> list[str]:
+    """Recipients outside our domains, unless the mail came for one of our addresses (an alias).
+
+    `headers` (header_index) and `domains` (the recipients' address_domain) save work if known.
+    """
+    if domains is None:
+        domains = [address_domain(rcpt) for rcpt in record.recipients]
+    is_ours = settings.is_ours
+    outside = [rcpt for rcpt, domain in zip(record.recipients, domains) if not is_ours(domain)]
+    if outside and forwarded_from(record, settings, headers):
         return []
     return outside
 
 
-def is_dsn(record: QueuedMessage) -> bool:
+def is_dsn(record: QueuedMessage, headers: dict[str, str] | None = None) -> bool:
     """Null sender plus any sign of a delivery report (multipart/report, bounce From/Subject)."""
-    ctype = (record.header("Content-Type") or "").lower()
-    report = "multipart/report" in ctype
-    bounce_from = bool(DSN_FROM.search(record.header_from or ""))
-    if record.sender is None:  # envelope unknown (e.g. Exchange queue files): need two signs
-        return report and bounce_from
-    if not is_null_sender(record.sender):
+    if record.sender is not None and not is_null_sender(record.sender):
         return False
-    return report or bounce_from or bool(DSN_SUBJECT.search(record.subject or ""))
+    ctype = (headers.get("content-type") if headers is not None else record.header("Content-Type")) or ""
+    report = "multipart/report" in ctype.lower()
+    if record.sender is None:  # envelope unknown (e.g. Exchange queue files): need two signs
+        return report and bool(DSN_FROM_FAST.search(record.header_from or ""))
+    return (report or bool(DSN_FROM_FAST.search(record.header_from or ""))
+            or bool(DSN_SUBJECT_FAST.search(record.subject or "")))
 
 
+_MONTHS = {name: number for number, name in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+# The form nearly every Date header has: "Mon, 21 Sep 2026 14:04:46 +0000" (a trailing
+# comment such as " (UTC)" allowed: email.utils ignores what follows the zone too).
+_RFC5322_DATE = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?([0-9]{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+    r"([0-9]{4}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) ([+-])([0-9]{2})([0-9]{2})(?: [\s\S]*)?\Z")
+
+
+def _parse_rfc5322_date(value: str) -> _dt.datetime | None:
+    """email.utils.parsedate_to_datetime for the common form, ~10x faster; None for any
+    other form (the caller falls back). Raises ValueError where email.utils would."""
+    match = _RFC5322_DATE.match(value)
+    if match is None:
+        return None
+    day, month, year, hour, minute, second, sign, zone_h, zone_m = match.groups()
+    yy = int(year)
+    if yy < 100:  # what email.utils does with a two-digit year, even written as 4 digits
+        yy += 1900 if yy > 68 else 2000
+    offset = int(zone_h) * 3600 + int(zone_m) * 60
+    if sign == "-":
+        if not offset:  # -0000: "no zone information", a naive time in email.utils
+            return _dt.datetime(yy, _MONTHS[month], int(day), int(hour), int(minute), int(second))
+        offset = -offset
+    zone = _ZONES.get(offset)
+    if zone is None:
+        zone = _ZONES[offset] = _dt.timezone(_dt.timedelta(seconds=offset))  # ValueError if >= 24 h
+    return _dt.datetime(yy, _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=zone)
+
+
+_ZONES: dict[int, _dt.timezone] = {}  # offset seconds -> timezone (bounded: only offsets < 24 h)
+
+
+@functools.lru_cache(maxsize=1024)
 def _parse_time(value: str | None) -> _dt.datetime | None:
+    """A Date header or an ISO arrival time as an aware datetime; None if it does not parse.
+
+    Cached: records of one spool share arrival seconds (datetimes are immutable).
+    """
     if not value:
         return None
     try:
         if value.endswith("Z") and "T" in value:
             return _dt.datetime.fromisoformat(value[:-1]).replace(tzinfo=_dt.timezone.utc)
-        when = email.utils.parsedate_to_datetime(value)
+        when = _parse_rfc5322_date(value) or email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when is None:
@@ -211,6 +375,12 @@ def _parse_time(value: str | None) -> _dt.datetime | None:
 
 
 def _owner_parts(login: str, settings: Settings) -> tuple[str, str | None]:
+    return _login_parts(login)
+
+
+@functools.lru_cache(maxsize=1024)
+def _login_parts(login: str) -> tuple[str, str | None]:
+    """(local part, domain) of a login; cached: a spool has few accounts."""
     local, _, domain = login.lower().partition("@")
     local = local.split("\\")[-1]  # DOMAIN\user (Exchange)
     return local, (domain or None)
@@ -224,21 +394,21 @@ def unauthenticated_relay(inp: RuleInput) -> Finding:
     sender_domain = address_domain(rec.sender)
     if cfg.is_ours(sender_domain):
         return None
-    outside = outside_recipients(rec, cfg)
+    outside = inp.outside
     if not outside:
         return None
-    where = "injected on this server" if injected_locally(rec) else f"client {rec.client_ip or 'unknown'}"
+    where = "injected on this server" if inp.injected else f"client {rec.client_ip or 'unknown'}"
     return (f"no login, sender domain {sender_domain or '?'} and {len(outside)} recipient(s) "
             f"(e.g. {outside[0]}) are not ours; {where}")
 
 
 def local_injection_to_outside(inp: RuleInput) -> Finding:
     rec, cfg = inp.record, inp.settings
-    if inp.login or not rec.sender or not injected_locally(rec) or not cfg.our_domains:
+    if inp.login or not rec.sender or not inp.injected or not cfg.our_domains:
         return None
     if not cfg.is_ours(address_domain(rec.sender)) or is_null_sender(rec.sender):
         return None  # unauthenticated_relay covers foreign senders, null_sender_dsn bounces
-    outside = outside_recipients(rec, cfg)
+    outside = inp.outside
     if not outside:
         return None
     from_addr = inp.from_address
@@ -301,7 +471,9 @@ FANOUT_DOMAINS = 5
 def recipient_fanout(inp: RuleInput) -> Finding:
     rec = inp.record
     recipients = list(rec.recipients) + list(rec.done_recipients)
-    domains = {address_domain(r) for r in recipients} - {None}
+    domains = set(inp.recipient_domains)
+    domains.update(map(address_domain, rec.done_recipients))
+    domains.discard(None)
     if len(recipients) >= FANOUT_RECIPIENTS or len(domains) >= FANOUT_DOMAINS:
         return f"{len(recipients)} recipients in {len(domains)} domains in one message"
     if len(recipients) >= FANOUT_RECIPIENTS // 2 and len(domains) >= 3:
@@ -311,16 +483,16 @@ def recipient_fanout(inp: RuleInput) -> Finding:
 
 def null_sender_dsn(inp: RuleInput) -> Finding:
     rec = inp.record
-    if not is_dsn(rec):
+    if not is_dsn(rec, inp.headers):
         return None
-    ctype = (rec.header("Content-Type") or "").split(";")[0].strip() or "no Content-Type"
+    ctype = (inp.headers.get("content-type") or "").split(";")[0].strip() or "no Content-Type"
     return f"null sender <> delivery report ({ctype}) queued here"
 
 
 def bounce_origin(inp: RuleInput) -> Finding:
     """Whether the bounced original was sent by this server: needs the returned headers."""
     rec, cfg = inp.record, inp.settings
-    if not is_dsn(rec):
+    if not is_dsn(rec, inp.headers):
         return None
     if inp.body is None:
         return 0.0, "skipped: the whole message could not be read"
@@ -442,10 +614,10 @@ def base64_text(inp: RuleInput) -> Finding:
 
 def spam_vocabulary(inp: RuleInput) -> Finding:
     rec = inp.record
-    words = {m.group(0).lower() for m in SPAM_WORDS.finditer(rec.subject or "")}
+    words = {m.group(0).lower() for m in SPAM_WORDS_FAST.finditer(rec.subject or "")}
     where = "subject"
     if inp.body is not None:
-        words |= {m.group(0).lower() for m in SPAM_WORDS.finditer(inp.body.text)}
+        words |= {m.group(0).lower() for m in SPAM_WORDS_FAST.finditer(inp.body.text)}
         where = "subject/body"
     if not words:
         return None
@@ -454,17 +626,19 @@ def spam_vocabulary(inp: RuleInput) -> Finding:
 
 def exchange_anonymous_external(inp: RuleInput) -> Finding:
     rec, cfg = inp.record, inp.settings
-    auth_as = rec.header("X-MS-Exchange-Organization-AuthAs")
+    auth_as = inp.headers.get("x-ms-exchange-organization-authas")
     if not auth_as or auth_as.strip().lower() != "anonymous":
         return None
-    outside = outside_recipients(rec, cfg) if cfg.our_domains else []
+    outside = inp.outside if cfg.our_domains else []
     if not outside:
         return None
     return f"Exchange accepted it anonymously (AuthAs: Anonymous) for {len(outside)} external recipient(s)"
 
 
 def exchange_scl(inp: RuleInput) -> Finding:
-    value = inp.record.header("X-MS-Exchange-Organization-SCL")
+    value = inp.headers.get("x-ms-exchange-organization-scl")
+    if value is None:
+        return None
     try:
         scl = int((value or "").strip())
     except ValueError:
