@@ -14,6 +14,7 @@ import datetime as _dt
 import os
 import re
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -41,6 +42,8 @@ DETECT_SAMPLE = 8
 
 # queue.c assign_queueid(): time fields index this alphabet (base 60, gmtime).
 BASE60 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx"
+_BASE60_VALUE = {char: value for value, char in enumerate(BASE60)}
+_YEAR_10000 = 253402300800  # 10000-01-01T00:00:00Z
 _ID_8_12 = re.compile(r"^[0-9A-Za-x]{8}\d{6,}$")
 _UNIT_NAME = re.compile(r"^(qf|hf|Qf|df|tf|Tf|xf)([0-9A-Za-z]{4,40})$")
 
@@ -135,13 +138,15 @@ def decode_queue_id_time(qid: str, near_epoch: float | None = None) -> _dt.datet
     if not _ID_8_12.match(qid):
         return None
     try:
-        year60, month, day, hour, minute, second = (BASE60.index(c) for c in qid[:6])
-    except ValueError:
+        year60, month, day, hour, minute, second = [_BASE60_VALUE[c] for c in qid[:6]]
+    except KeyError:
         return None
     if month > 11 or not 1 <= day <= 31 or hour > 23 or minute > 59 or second > 60:
         return None
     if near_epoch is None:
         near_year = _dt.datetime.now(_dt.timezone.utc).year
+    elif type(near_epoch) is int and 0 <= near_epoch < _YEAR_10000:
+        near_year = time.gmtime(near_epoch).tm_year  # same year as datetime, cheaper
     else:
         try:
             near_year = _dt.datetime.fromtimestamp(float(near_epoch), tz=_dt.timezone.utc).year
@@ -308,7 +313,32 @@ def parse_control(data: bytes) -> ControlFile:
             continue
         code, rest = chr(line[0]), line[1:]
         text = _decode(rest)
-        if code == "V":
+        # each line type has one branch (distinct codes): the order is for speed only
+        if code == "R":
+            flags, sep, address = text.partition(":")
+            if not sep or (ctl.version is not None and ctl.version < 1):
+                flags, address = "", text
+            entry = {"address": _strip_angles(address), "flags": flags}
+            if controlling_user:
+                entry["controlling_user"] = controlling_user
+            if pending:
+                entry.update(pending)
+                pending = {}
+            ctl.recipients.append(entry)
+        elif code == "$":
+            if rest.startswith(b"{"):
+                end = rest.find(b"}")
+                if end < 0:
+                    unknown.append("$" + text[:20])
+                    continue
+                name, value = decode_bytes(rest[:end + 1]), decode_bytes(rest[end + 1:])
+            elif rest:
+                name, value = decode_bytes(rest[:1]), decode_bytes(rest[1:])
+            else:
+                unknown.append("$")
+                continue
+            ctl.macros[name] = value
+        elif code == "V":
             ctl.version = int(text) if text.isdigit() and len(text) < 6 else None
             ctl.facts["version"] = text
         elif code == "T":
@@ -341,19 +371,6 @@ def parse_control(data: bytes) -> ControlFile:
             else:
                 pending["status"] = text
             ctl.statuses.append(text)
-        elif code == "$":
-            if rest.startswith(b"{"):
-                end = rest.find(b"}")
-                if end < 0:
-                    unknown.append("$" + text[:20])
-                    continue
-                name, value = decode_bytes(rest[:end + 1]), decode_bytes(rest[end + 1:])
-            elif rest:
-                name, value = decode_bytes(rest[:1]), decode_bytes(rest[1:])
-            else:
-                unknown.append("$")
-                continue
-            ctl.macros[name] = value
         elif code == "S":
             ctl.sender = _strip_angles(text)
         elif code == "A":
@@ -364,16 +381,6 @@ def parse_control(data: bytes) -> ControlFile:
             pending["orcpt"] = text
         elif code == "r":
             pending["final_rcpt"] = text
-        elif code == "R":
-            flags, sep, address = text.partition(":")
-            if not sep or (ctl.version is not None and ctl.version < 1):
-                flags, address = "", text
-            entry = {"address": _strip_angles(address), "flags": flags}
-            if controlling_user:
-                entry["controlling_user"] = controlling_user
-            entry.update(pending)
-            pending = {}
-            ctl.recipients.append(entry)
         elif code in "ELD":  # legacy lines readqf still accepts
             ctl.facts.setdefault("legacy_lines", []).append(code + text[:80])
         elif code == ".":
