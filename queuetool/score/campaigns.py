@@ -45,12 +45,18 @@ def feature_key(kind: str, value: str) -> str:
 
 def subject_skeleton(subject: str | None, recipients: Iterable[str] = ()) -> str:
     """Subject with reply prefixes, digits, punctuation and recipient names taken out."""
-    text = _PREFIX.sub("", subject or "").lower()
+    text = subject or ""
+    prefix = _PREFIX.match(text)  # anchored: match + slice is sub() without trying every position
+    if prefix:
+        text = text[prefix.end():]
+    text = text.lower()
     for rcpt in recipients:
         local = rcpt.partition("@")[0].lower()
         if len(local) >= 3:
             text = text.replace(local, " ")
-    text = _HASHES.sub("#", _DIGITS.sub("#", text))
+    text = _DIGITS.sub("#", text)
+    if "##" in text:
+        text = _HASHES.sub("#", text)
     return " ".join(_NON_WORD.sub(" ", text).split())
 
 

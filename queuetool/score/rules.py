@@ -82,7 +82,7 @@ class RuleInput:
     @_once
     def login(self) -> str | None:
         """login_of(record)."""
-        return login_of(self.record, self.headers)
+        return self.record.auth_user or login_of(self.record, self.headers)
 
     @_once
     def from_address(self) -> str | None:
@@ -92,6 +92,8 @@ class RuleInput:
     @_once
     def injected(self) -> bool:
         """injected_locally(record)."""
+        if self.record.client_ip:  # decided by the client address; no header needed
+            return injected_locally(self.record)
         return injected_locally(self.record, self.headers)
 
     @_once
