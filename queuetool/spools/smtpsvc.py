@@ -113,8 +113,14 @@ def sniff_version(headers: list[tuple[str, str]]) -> dict[str, Any] | None:
     IIS SMTP / Exchange 2000/2003; `Microsoft SMTP Server id 8/14/15.x` and
     X-MS-Exchange-Organization-* mean Exchange 2007+. None when neither is present.
     """
+    saw_arrival_time = saw_org_header = False  # the fallbacks below, noted in the same pass
     for name, value in headers:
-        if name.lower() != "received":
+        low = name.lower()
+        if low != "received":
+            if low == "x-originalarrivaltime":
+                saw_arrival_time = True
+            elif low.startswith("x-ms-exchange-organization-"):
+                saw_org_header = True
             continue
         # both signatures hold "microsoft smtp"; the case-insensitive regexes are slow to
         # fail, so ASCII lines without it are skipped (non-ASCII ones: Unicode case folding)
@@ -132,11 +138,10 @@ def sniff_version(headers: list[tuple[str, str]]) -> dict[str, Any] | None:
             build = match.group(1)
             product = next((p for prefix, p in EXCHANGE_BUILDS if build.startswith(prefix)), "Exchange 2007+")
             return {"family": "exchange", "product": product, "build": build, "evidence": "header:Received"}
-    names = {name.lower() for name, _ in headers}
-    if "x-originalarrivaltime" in names:
+    if saw_arrival_time:
         return {"family": "smtpsvc", "product": "Exchange 2000/2003 or IIS SMTP", "build": None,
                 "evidence": "header:X-OriginalArrivalTime"}
-    if any(name.startswith("x-ms-exchange-organization-") for name in names):
+    if saw_org_header:
         return {"family": "exchange", "product": "Exchange 2007+", "build": None,
                 "evidence": "header:X-MS-Exchange-Organization-*"}
     return None
