@@ -74,7 +74,7 @@ def _decode_word(charset: str, encoding: str, text: str) -> str | None:
     charset = charset.split("*", 1)[0].lower()  # RFC 2231 language suffix
     try:
         codecs.lookup(charset)
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL byte in the charset name
         return None
     try:
         if encoding in "bB":

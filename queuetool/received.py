@@ -204,7 +204,8 @@ def _user_from_header(name: str, value: str) -> str | None:
         return match.group(1) if match else None
     if low == "x-authenticated-sender":
         value = value.split(":", 1)[1] if ":" in value else value
-    return value.split()[0].strip("<>\"") or None
+    words = value.split()  # "host: " leaves nothing after the colon
+    return (words[0].strip("<>\"") or None) if words else None
 
 
 # What header_auth needs to know about a field name: 0 nothing, 1 Received, 2 a login

@@ -39,3 +39,9 @@ def test_never_raises_on_random_bytes(data):
 @given(st.text(max_size=200))
 def test_rfc2047_total_on_any_text(text):
     assert isinstance(decode_rfc2047(text), str)
+
+
+def test_nul_in_an_encoded_word_charset_keeps_the_word_as_written():
+    from queuetool.headers import parse_header_block
+
+    assert parse_header_block(b"Subject: =?\x00utf-8?q?a?=\n\n") == [("Subject", "=?\x00utf-8?q?a?=")]

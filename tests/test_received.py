@@ -97,3 +97,12 @@ def test_exchange_authas_from_another_server_is_a_spoofing_signal():
     assert not found.authenticated and "EXCH01.corp.local" in found.spoofed_markers[0]
     headers[2] = ("X-MS-Exchange-Organization-AuthSource", "MAIL16.example.com")
     assert header_auth(headers).authenticated
+
+
+def test_login_header_with_nothing_after_the_host_is_no_login():
+    from queuetool.received import header_auth
+
+    headers = [("Received", "from a (a [192.0.2.1]) by mx.example.com with ESMTP id X; Mon, 1 Jan 2026 00:00:00 +0000"),
+               ("X-Authenticated-Sender", "host: ")]
+    found = header_auth(headers)
+    assert found.auth_user is None and not found.authenticated
