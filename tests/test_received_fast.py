@@ -167,11 +167,7 @@ server_names = st.lists(st.sampled_from(["", "mail.example.com", "MAIL.EXAMPLE.C
 
 
 def same_auth(headers, names=()) -> None:
-    """Fast and reference agree: same answer, or the same exception.
-
-    (Both raise IndexError on `X-Authenticated-Sender: host: ` — _user_from_header
-    takes .split()[0] of an empty rest. Reported, kept as it was.)
-    """
+    """Fast and reference agree: same answer, or the same exception."""
     def outcome(auth):
         try:
             return asdict(auth(headers, names))
