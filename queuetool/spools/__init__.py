@@ -323,18 +323,11 @@ def file_head(root: Path | str, rel: str, size: int) -> bytes:
     return head[:size]
 
 
-# Detection votes on a sample of files; when the first few agree, the vote stops there.
-# Trade-off: a directory whose first DETECT_QUICK_SAMPLE files all (dis)agree but whose
-# wider sample would vote the other way is judged by those few. It makes detecting a
-# tree of hundreds of message directories 2x cheaper (each directory is its own spool).
-DETECT_QUICK_SAMPLE = 3
-
-
 def sample_vote(names: list[str], looks_right: "Callable[[str], bool]") -> bool:
     """Whether most of `names` (a detection sample) look right (an OSError counts as no).
 
-    Stops when the rest of the sample cannot change the majority, or when the first
-    DETECT_QUICK_SAMPLE files all agree.
+    Stops as soon as the rest of the sample cannot change the majority (exact: a
+    forensic tool should not guess a format from its first few files).
     """
     total = len(names)
     hits = 0
@@ -348,8 +341,6 @@ def sample_vote(names: list[str], looks_right: "Callable[[str], bool]") -> bool:
             return True
         if (hits + total - checked) * 2 < total:
             return False
-        if checked == DETECT_QUICK_SAMPLE and hits in (0, checked):
-            return hits > 0
     return False
 
 

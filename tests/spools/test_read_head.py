@@ -106,8 +106,8 @@ def test_cut_means_no_blank_line_within_the_limit(tmp_path):
 
 # ---- detection helpers: one listing and one read per file for all readers, sample votes
 
-def test_sample_vote_majority_quick_agreement_and_errors():
-    from queuetool.spools import DETECT_QUICK_SAMPLE, sample_vote
+def test_sample_vote_majority_stops_when_decided_and_counts_errors_as_no():
+    from queuetool.spools import sample_vote
     asked = []
 
     def looks(name):
@@ -121,12 +121,11 @@ def test_sample_vote_majority_quick_agreement_and_errors():
     assert not sample_vote(["err1"], looks)
     asked.clear()
     assert sample_vote(["ok1", "no1", "ok2", "no2"], looks) and asked == ["ok1", "no1", "ok2"]
-    asked.clear()  # the first few agree: the rest of the sample is not read
-    assert sample_vote([f"ok{i}" for i in range(DETECT_QUICK_SAMPLE)] + ["no"] * 17, looks)
-    assert asked == [f"ok{i}" for i in range(DETECT_QUICK_SAMPLE)]
+    asked.clear()  # the first few agreeing do not decide: the majority of the sample does
+    assert not sample_vote(["ok"] * 3 + ["no"] * 17, looks) and len(asked) == 14
     asked.clear()
-    assert not sample_vote(["no", "err", "no"] + ["ok"] * 17, looks) and len(asked) == DETECT_QUICK_SAMPLE
-    asked.clear()  # mixed first few: the whole majority decides
+    assert sample_vote(["no", "err", "no"] + ["ok"] * 17, looks) and len(asked) == 13
+    asked.clear()
     assert sample_vote(["ok", "no", "no"] + ["ok"] * 9 + ["no"] * 8, looks) and len(asked) == 12
 
 
