@@ -25,6 +25,7 @@ accounts from this module's `AccountStats`.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import itertools
@@ -252,9 +253,10 @@ class SpoolTally:
         self.verdicts: dict[str, str] = {}
 
     def add(self, summary: BatchSummary) -> int:
-        for keys, _suspicious, _login in summary.records:
-            for key in keys:
-                self.sketch.add(key)
+        # a spam batch repeats a few campaign keys: count each distinct key once per batch
+        for key, count in collections.Counter(
+                key for keys, _suspicious, _login in summary.records for key in keys).items():
+            self.sketch.add(key, count)
         for account, stats in summary.accounts.items():
             if account not in self.accounts and len(self.accounts) >= MAX_ACCOUNTS:
                 account = OTHER_ACCOUNTS

@@ -124,10 +124,9 @@ class CountMinSketch:
         value = int(key, 16)
         return [((value >> (row * 13)) ^ (value * (2 * row + 1))) % self.width for row in range(self.depth)]
 
-    def add(self, key: str) -> None:
+    def add(self, key: str, count: int = 1) -> None:
         for row, slot in zip(self.rows, self._slots(key)):
-            if row[slot] < 0xFFFFFFFF:
-                row[slot] += 1
+            row[slot] = min(row[slot] + count, 0xFFFFFFFF)
 
     def count(self, key: str) -> int:
         return min(row[slot] for row, slot in zip(self.rows, self._slots(key)))

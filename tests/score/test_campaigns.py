@@ -101,3 +101,13 @@ _SUBJECT_PIECES = st.sampled_from(["Re:", "re :", "FWD: ", "Fw[2]:", "AW:", " ",
 def test_subject_skeleton_matches_the_reference(subject, recipients):
     assert subject_skeleton(subject, recipients) == _reference_skeleton(subject, recipients)
     assert feature_key("subject", subject or "") == feature_key.__wrapped__("subject", subject or "")
+
+
+@given(st.lists(st.sampled_from([feature_key("subject", str(i)) for i in range(40)]), max_size=200))
+def test_count_min_sketch_adding_counts_at_once_equals_adding_one_by_one(keys):
+    one_by_one, at_once = CountMinSketch(width=64, depth=3), CountMinSketch(width=64, depth=3)
+    for key in keys:
+        one_by_one.add(key)
+    for key in set(keys):
+        at_once.add(key, keys.count(key))
+    assert one_by_one.rows == at_once.rows
