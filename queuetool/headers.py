@@ -151,14 +151,21 @@ def first_value(headers: list[tuple[str, str]], name: str) -> str | None:
     return None
 
 
+_SUMMARY_KEYS = {"from": "header_from", "subject": "subject", "message-id": "message_id", "date": "date"}
+
+
 def summary_fields(headers: list[tuple[str, str]]) -> dict[str, str | None]:
-    """The record's header-derived keys: header_from, subject, message_id, date."""
-    return {
-        "header_from": first_value(headers, "From"),
-        "subject": first_value(headers, "Subject"),
-        "message_id": first_value(headers, "Message-ID"),
-        "date": first_value(headers, "Date"),
-    }
+    """The record's header-derived keys: header_from, subject, message_id, date (first of each)."""
+    out: dict[str, str | None] = dict.fromkeys(_SUMMARY_KEYS.values())
+    missing = len(_SUMMARY_KEYS)
+    for name, value in headers:
+        key = _SUMMARY_KEYS.get(name.lower())
+        if key is not None and out[key] is None:
+            out[key] = value
+            missing -= 1
+            if not missing:
+                break
+    return out
 
 
 _ADDR_IN_ANGLES = re.compile(r"<([^<>]*)>")

@@ -45,3 +45,11 @@ def test_nul_in_an_encoded_word_charset_keeps_the_word_as_written():
     from queuetool.headers import parse_header_block
 
     assert parse_header_block(b"Subject: =?\x00utf-8?q?a?=\n\n") == [("Subject", "=?\x00utf-8?q?a?=")]
+
+
+def test_summary_fields_take_the_first_of_each_case_insensitively():
+    from queuetool.headers import summary_fields
+
+    headers = [("SUBJECT", "one"), ("from", "a@x"), ("Subject", "two"), ("Message-Id", "<m>"), ("X", "y")]
+    assert summary_fields(headers) == {"header_from": "a@x", "subject": "one", "message_id": "<m>", "date": None}
+    assert summary_fields([]) == dict.fromkeys(["header_from", "subject", "message_id", "date"])
