@@ -202,15 +202,47 @@ def _decode_transfer(headers: list[tuple[str, str]], body: bytes) -> bytes:
 
 
 def split_multipart(body: bytes, boundary: str) -> list[bytes]:
-    """The parts between `--boundary` lines (preamble and epilogue dropped)."""
+    """The parts between `--boundary` lines (preamble and epilogue dropped).
+
+    A delimiter line starts the body or follows a line break (which belongs to it),
+    may end in `--` (the closing one) and trailing blanks. Scanned with bytes.find:
+    every report has its own boundary, and compiling a regex per message cost more
+    than the rest of the parse.
+    """
     delimiter = b"--" + boundary.encode("latin-1", "replace")
-    pieces = re.split(rb"(?:^|\r?\n)" + re.escape(delimiter) + rb"(--)?[ \t]*(?:\r?\n|$)", body)
-    # re.split with one group yields [preamble, end?, part, end?, part, ...]
-    parts = []
-    for index in range(2, len(pieces), 2):
-        if pieces[index - 1] == b"--" or len(parts) >= MAX_PARTS:
-            break  # after the closing delimiter comes the epilogue
-        parts.append(pieces[index])
+    size = len(body)
+    parts: list[bytes] = []
+    part_start = -1         # where the current part began; -1 before the first delimiter
+    consumed = 0            # end of the last delimiter line (its bytes are not reused)
+    found = body.find(delimiter)
+    while found >= 0:
+        if found == 0:
+            cut = 0
+        elif found - 1 >= consumed and body[found - 1] == 0x0A:
+            cut = found - 2 if found - 2 >= consumed and body[found - 2] == 0x0D else found - 1
+        else:
+            found = body.find(delimiter, found + 1)
+            continue
+        after = found + len(delimiter)
+        closing = body.startswith(b"--", after)
+        end = after + 2 if closing else after
+        while end < size and body[end] in (0x20, 0x09):
+            end += 1
+        if body.startswith(b"\r\n", end):
+            end += 2
+        elif body.startswith(b"\n", end):
+            end += 1
+        elif end != size:
+            found = body.find(delimiter, found + 1)
+            continue
+        if part_start >= 0:
+            parts.append(body[part_start:cut])
+        if closing or len(parts) >= MAX_PARTS:
+            return parts
+        part_start = consumed = end
+        found = body.find(delimiter, end)
+    if part_start >= 0:
+        parts.append(body[part_start:])
     return parts
 
 

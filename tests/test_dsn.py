@@ -171,3 +171,33 @@ def test_generated_reports_round_trip(recipients):
             b"--=_b--\r\n")
     report = parse_dsn(data)
     assert [(r.final_recipient, r.action, r.status) for r in report.recipients] == recipients
+
+
+def _split_multipart_by_regex(body: bytes, boundary: str) -> list[bytes]:
+    """The former regex implementation, kept as the reference."""
+    import re
+
+    delimiter = b"--" + boundary.encode("latin-1", "replace")
+    pieces = re.split(rb"(?:^|\r?\n)" + re.escape(delimiter) + rb"(--)?[ \t]*(?:\r?\n|$)", body)
+    parts = []
+    for index in range(2, len(pieces), 2):
+        if pieces[index - 1] == b"--" or len(parts) >= 64:
+            break
+        parts.append(pieces[index])
+    return parts
+
+
+_MIME_PIECES = [b"--b", b"--b--", b"--bb", b"b", b"-", b"\r\n", b"\n", b"\r", b" ", b"\t", b"x", b"Content-Type: a/b",
+                b"\r\n--b\r\n", b"\n--b--\n"]
+
+
+@given(st.lists(st.sampled_from(_MIME_PIECES), max_size=30).map(b"".join))
+@settings(max_examples=400, deadline=None)
+def test_split_multipart_agrees_with_the_regex_reference(body):
+    assert split_multipart(body, "b") == _split_multipart_by_regex(body, "b")
+
+
+def test_split_multipart_stops_at_max_parts_like_the_reference():
+    body = b"".join(b"--b\r\npart %d\r\n" % i for i in range(70)) + b"--b--\r\n"
+    assert split_multipart(body, "b") == _split_multipart_by_regex(body, "b")
+    assert len(split_multipart(body, "b")) == 64
