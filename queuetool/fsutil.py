@@ -122,17 +122,30 @@ def read_file_and_stat(root: Path | str, rel: str, limit: int | None = None) -> 
     """Read a whole file (or its first `limit` bytes) safely, with its stat."""
     fd, st = open_regular(root, rel)
     try:
-        if limit is None:
-            chunks = []
-            while True:
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-            return b"".join(chunks), st
-        return os.read(fd, limit), st
+        return read_fd(fd, limit, st.st_size + 1), st
     finally:
         os.close(fd)
+
+
+def read_fd(fd: int, limit: int | None, size_hint: int) -> bytes:
+    """Read to EOF (or `limit` bytes), asking first for `size_hint` bytes.
+
+    os.read(fd, n) allocates n bytes up front, so asking for 1 MiB to get a 17 KB
+    queue file costs more than the read; the file's size (+1, to see EOF) is the
+    right first request. Short reads keep reading, as a growing file or a network
+    file system may give them.
+    """
+    chunks: list[bytes] = []
+    total = 0
+    want = size_hint if limit is None else min(size_hint, limit)
+    while want > 0:
+        chunk = os.read(fd, want)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+        want = (1 << 20) if limit is None else min(1 << 20, limit - total)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def read_file(root: Path | str, rel: str, limit: int | None = None) -> bytes:

@@ -75,3 +75,28 @@ def test_walk_files_order_is_sorted_files_first_and_skips_directory_symlinks(tmp
     walked = [rel for rel, _ in fsutil.walk_files(tmp_path)]
     assert walked == ["0", "c", "d", "a/y", "a/z/9", "b/1", "b/2"]
     assert [rel for rel, _ in fsutil.walk_files(str(tmp_path), "a")] == ["a/y", "a/z/9"]
+
+
+def test_read_file_and_stat_reads_whole_files_and_honours_the_limit(tmp_path):
+    from queuetool.fsutil import read_file_and_stat
+
+    data = bytes(range(256)) * 9000  # 2.3 MB: more than one 1 MiB chunk
+    (tmp_path / "f").write_bytes(data)
+    assert read_file_and_stat(tmp_path, "f")[0] == data
+    assert read_file_and_stat(tmp_path, "f", limit=1_500_000)[0] == data[:1_500_000]
+    assert read_file_and_stat(tmp_path, "f", limit=0)[0] == b""
+    (tmp_path / "empty").write_bytes(b"")
+    assert read_file_and_stat(tmp_path, "empty")[0] == b""
+
+
+def test_read_fd_keeps_reading_past_a_stale_size(tmp_path):
+    import os
+
+    from queuetool.fsutil import read_fd
+
+    (tmp_path / "f").write_bytes(b"x" * 5000)
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    try:
+        assert read_fd(fd, None, 10) == b"x" * 5000  # the file grew since its stat said 9 bytes
+    finally:
+        os.close(fd)
