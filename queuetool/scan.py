@@ -107,6 +107,9 @@ class WorkerPool:
             self.executor = ProcessPoolExecutor(
                 max_workers=self.jobs, mp_context=_pool_context(),
                 initializer=_set_worker_context, initargs=(self.context,))
+            # start the workers now, before the parent lists the spool: under fork they
+            # would otherwise inherit (and be charged for) a large listing
+            self.executor.submit(int).result()
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -466,29 +466,56 @@ def detect(root: Path) -> int:
     return 0
 
 
+_KIND_SHIFT = {"H": 0, "D": 20, "J": 40, "msglog": 60}
+_KIND_MASK = (1 << 20) - 1
+
+
 def iter_units(root: Path) -> Iterator[QueueUnit]:
-    """Group -H/-D/-J (any subdirectory) and msglog files by message id."""
+    """Group -H/-D/-J (any subdirectory) and msglog files by message id.
+
+    The first file of each kind wins (walk order). An id's files are remembered as one
+    int of packed directory numbers, not as path strings: at 10^6 messages the
+    listing must fit in ~150 MB, not ~900 MB.
+    """
     root = Path(root)
     spool_dir = _is_spool_dir(root)
     input_dirs = [d for d in INPUT_DIRS if (root / d).is_dir()] if spool_dir else [""]
     msglog_dirs = [d for d in MSGLOG_DIRS if (root / d).is_dir()] if spool_dir else []
-    files: dict[str, dict[str, str]] = {}
+    dirs: list[str] = []               # "dir/" prefixes, numbered from 1
+    dir_numbers: dict[str, int] = {}
+    found: dict[str, int] = {}
+
+    def note(message_id: str, kind: str, rel: str, name: str) -> None:
+        prefix = rel[: len(rel) - len(name)]
+        number = dir_numbers.get(prefix)
+        if number is None:
+            dirs.append(prefix)
+            number = dir_numbers[prefix] = len(dirs)
+        shift = _KIND_SHIFT[kind]
+        packed = found.get(message_id, 0)
+        if not (packed >> shift) & _KIND_MASK:
+            found[message_id] = packed | (number << shift)
+
     for input_dir in input_dirs:
         for rel, _entry in fsutil.walk_files(root, input_dir):
-            match = _SPOOL_NAME.match(rel.rsplit("/", 1)[-1])
+            name = rel[rel.rfind("/") + 1:]
+            match = _SPOOL_NAME.match(name)
             if match:
-                files.setdefault(match.group(1), {}).setdefault(match.group(2), rel)
-    logs: dict[str, str] = {}
-    for msglog_dir in msglog_dirs:
-        for rel, _entry in fsutil.walk_files(root, msglog_dir):
-            match = _MSGLOG_NAME.match(rel.rsplit("/", 1)[-1])
-            if match:
-                logs.setdefault(match.group(1), rel)
-    for message_id in sorted(files):
-        parts = files[message_id]
-        paths = [parts[k] for k in ("H", "D", "J") if k in parts]
-        if message_id in logs:
-            paths.append(logs[message_id])
+                note(match.group(1), match.group(2), rel, name)
+    if found:
+        for msglog_dir in msglog_dirs:
+            for rel, _entry in fsutil.walk_files(root, msglog_dir):
+                name = rel[rel.rfind("/") + 1:]
+                match = _MSGLOG_NAME.match(name)
+                if match and match.group(1) in found:  # a msglog alone is no unit
+                    note(match.group(1), "msglog", rel, name)
+    for message_id in sorted(found):
+        packed = found[message_id]
+        paths = []
+        for kind, shift in _KIND_SHIFT.items():
+            number = (packed >> shift) & _KIND_MASK
+            if number:
+                paths.append(dirs[number - 1] + (message_id if kind == "msglog" else f"{message_id}-{kind}"))
         queue = "frozen" if paths[0].split("/", 1)[0] == "Finput" else "queued"
         yield QueueUnit(id=message_id, queue=queue, paths=tuple(paths))
 
