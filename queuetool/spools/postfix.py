@@ -8,10 +8,10 @@ The directory a file sits in is its state; its mode says whether cleanup finishe
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 import stat
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -37,7 +37,13 @@ KNOWN_TYPES = frozenset(b"CTcFISRDO/WVA>K<ionMXLNwpErePfdm")
 _OTHER_NAMES = {ord("P"): "priority", ord("V"): "verp_delimiters", ord("r"): "return_receipt",
                 ord("e"): "errors_to", ord("I"): "content_inspector", TYPE_CONT: "content_filter",
                 ord("K"): "killed_record"}
-_DSN_ATTRS = ("dsn_orig_rcpt", "notify_flags")  # apply to the next recipient, not the message
+# Attributes the parser looks at itself: the DSN ones apply to the next recipient.
+_SPECIAL_ATTRS = frozenset(("create_time", "dsn_orig_rcpt", "notify_flags"))
+# Bytes as ints: `int in bytes` is a byte search; `b":" in line` first tries (and fails,
+# at the cost of a formatted TypeError) to read b":" as an int.
+_COLON = ord(":")
+_BLANKS = (ord(" "), ord("\t"))
+_NOT_INLINE = frozenset((TYPE_PTR, TYPE_PAD))  # records the parsing loops leave to _Walk.next
 
 MAX_VARINT_BYTES = 5          # rec_get_raw reads at most sizeof(int) * 8 / 7 length bytes
 MAX_ATTRS = 1000              # cleanup keeps <= 100; a file with more is hostile
@@ -57,12 +63,10 @@ class CorruptQueueFile(Exception):
 
 # ------------------------------------------------------------------ queue ids
 def _base(text: str, radix: int) -> int:
+    """`text` as a number; _LONG_ID's character classes already keep every digit < radix."""
     value = 0
     for char in text:
-        digit = _B52[char]
-        if digit >= radix:
-            raise ValueError(char)
-        value = value * radix + digit
+        value = value * radix + _B52[char]
     return value
 
 
@@ -74,14 +78,9 @@ def decode_queue_id(queue_id: str) -> dict:
     """
     match = _LONG_ID.match(queue_id)
     if match and len(queue_id) <= 40:
-        try:
-            seconds = _base(match.group(1), 52)
-            usec = _base(match.group(2), 52)
-            inode = _base(match.group(3), 51)
-        except ValueError:
-            return {"id_kind": "unknown"}
+        seconds, usec, inode = _base(match[1], 52), _base(match[2], 52), _base(match[3], 51)
         out = {"id_kind": "long", "id_inode": inode, "id_usec": usec}
-        when = _iso_utc(seconds)
+        when = fsutil.iso_utc(seconds)
         if when:
             out["id_time"] = when
         return out
@@ -113,6 +112,8 @@ class _BlockFile:
     def __getitem__(self, key: int | slice) -> int | bytes:
         if isinstance(key, slice):
             return self._read(key.start, key.stop - key.start)
+        if key >= self.size:
+            raise IndexError(key)  # as bytes do: the parser frames the end of file on it
         block = self._block(key // BLOCK)
         if key % BLOCK >= len(block):
             raise CorruptQueueFile(f"file ended at offset {key} while being read")
@@ -223,7 +224,7 @@ class _Walk:
     offset can repeat, so the visited offsets are kept as segments, not a set.
     """
 
-    __slots__ = ("data", "size", "cap", "parsed", "count", "last", "orig_rcpt",
+    __slots__ = ("data", "size", "cap", "parsed", "count", "limit", "orig_rcpt",
                  "visited", "segments", "segment_start", "high")
 
     def __init__(self, data: bytes | _BlockFile, parsed: ParsedQueueFile, full: bool) -> None:
@@ -233,7 +234,7 @@ class _Walk:
         self.cap = self.size if full else HEAD_READ_LIMIT
         self.parsed = parsed
         self.count = 0              # records read by `next` (the loops count their own)
-        self.last = self.size - 1   # inline reads need offset < last; -1 sends all here
+        self.limit = self.size      # inline records must end by here; -1 sends all here
         self.orig_rcpt: str | None = None  # the O record that applies to the next recipient
         self.visited: set[int] | None = None
         self.segments: list[tuple[int, int]] = []  # (start, end) of stretches read in order
@@ -274,7 +275,7 @@ class _Walk:
             self.high = max(self.high, end)
             if target < self.high:  # backwards: offsets may repeat from here on
                 self.visited = self.visited_offsets()
-                self.last = -1
+                self.limit = -1
         self.segment_start = target
 
     def visited_offsets(self, end: int | None = None) -> set[int]:
@@ -334,27 +335,30 @@ def _envelope_records(walk: _Walk, offset: int, envelope: bool) -> int | None:
     first), or with envelope=False the extracted segment up to E (returns the offset
     after E). Both hold the same record types [PF src/global/rec_type.h]."""
     data = walk.data
-    size = walk.size
-    last = walk.last
+    limit = walk.limit
     parsed = walk.parsed
     attrs = parsed.attrs
     recipient_offsets = parsed.recipient_offsets
     orig_rcpt = walk.orig_rcpt
     first = envelope
     count = 0
+    end = offset
     try:
         while True:
-            length = data[offset + 1] if offset < last else 0x80
-            end = offset + 2 + length
-            if length < 0x80 and end <= size and (rtype := data[offset]) != TYPE_PTR and rtype != TYPE_PAD:
-                at = offset
-                start = offset + 2
+            offset = end
+            try:
+                rtype = data[offset]
+                length = data[offset + 1]
+            except IndexError:
+                walk.next(offset)  # raises: the file ends inside this record's framing
+            start = offset + 2
+            end = start + length
+            if length < 0x80 and end <= limit and rtype not in _NOT_INLINE:
                 stop = end
                 count += 1
             else:
-                rtype, at, start, stop, end = walk.next(offset)
-                last = walk.last
-            offset = end
+                rtype, offset, start, stop, end = walk.next(offset)
+                limit = walk.limit
             if first:
                 first = False
                 if rtype not in KNOWN_TYPES:
@@ -363,12 +367,12 @@ def _envelope_records(walk: _Walk, offset: int, envelope: bool) -> int | None:
                 key, sep, value = data[start:stop].decode("utf-8", "backslashreplace").partition("=")
                 if not sep:
                     continue
-                if key == "create_time" and parsed.create_time is None:
+                if key in _SPECIAL_ATTRS:
+                    if key != "create_time":
+                        continue  # per-recipient DSN settings, not message attributes
                     raw = data[start:stop].partition(b"=")[2]
-                    if raw.isdigit():  # ASCII digits only, as the bytes say
+                    if parsed.create_time is None and raw.isdigit():  # ASCII digits, as the bytes say
                         parsed.create_time = int(raw)
-                if key in _DSN_ATTRS:
-                    continue  # per-recipient DSN settings, not message attributes
                 if key not in attrs and len(attrs) < MAX_ATTRS:
                     attrs[key] = value
             elif rtype == TYPE_RCPT or rtype == TYPE_DONE or rtype == TYPE_DRCP:
@@ -383,7 +387,7 @@ def _envelope_records(walk: _Walk, offset: int, envelope: bool) -> int | None:
                     if orig_rcpt != address:
                         parsed.original[address] = orig_rcpt
                     orig_rcpt = None
-                recipient_offsets[address] = at
+                recipient_offsets[address] = offset
             elif rtype == TYPE_ORCP:
                 orig_rcpt = data[start:stop].decode("utf-8", "backslashreplace")
             elif rtype == TYPE_TIME:
@@ -393,20 +397,24 @@ def _envelope_records(walk: _Walk, offset: int, envelope: bool) -> int | None:
                     parsed.arrival = int(parts[0]) + min(usec, 999999) / 1e6
             elif rtype == TYPE_SIZE:
                 if not parsed.size_fields:
-                    parsed.size_fields = [int(x) for x in data[start:stop].split()[:6] if x.isdigit()]
+                    parts = data[start:stop].split()[:6]
+                    if b"".join(parts).isdigit():  # the usual fixed-width numbers
+                        parsed.size_fields = list(map(int, parts))
+                    else:
+                        parsed.size_fields = [int(x) for x in parts if x.isdigit()]
             elif rtype == TYPE_FROM:
                 if parsed.sender is None:
                     parsed.sender = _text(data[start:stop])
             elif rtype == TYPE_MESG:
                 if envelope:
-                    return offset
-                raise CorruptQueueFile(f"unexpected b'M' record at offset {at} after the content")
+                    return end
+                raise CorruptQueueFile(f"unexpected b'M' record at offset {offset} after the content")
             elif rtype == TYPE_END:
-                parsed.end_offset = at
-                return None if envelope else offset
+                parsed.end_offset = offset
+                return None if envelope else end
             elif rtype == TYPE_NORM:
                 if not envelope:
-                    raise CorruptQueueFile(f"unexpected b'N' record at offset {at} after the content")
+                    raise CorruptQueueFile(f"unexpected b'N' record at offset {offset} after the content")
             elif rtype == TYPE_CTIME:
                 payload = data[start:stop].strip()
                 if payload.isdigit():
@@ -430,27 +438,31 @@ def _content_records(walk: _Walk, offset: int, full: bool) -> int:
     Header-only reads stop at the end of the header block (or HEAD_READ_LIMIT) and
     skip the body."""
     data = walk.data
-    size = walk.size
-    last = walk.last
+    limit = walk.limit
     parsed = walk.parsed
     header_lines = parsed.header_lines
     body_lines = parsed.body_lines
     partial: list[bytes] = []
     in_header = True
     header_bytes = count = 0
+    header_limit = sys.maxsize if full else HEAD_READ_LIMIT
+    end = offset
     try:
         while True:
-            length = data[offset + 1] if offset < last else 0x80
-            end = offset + 2 + length
-            if length < 0x80 and end <= size and (rtype := data[offset]) != TYPE_PTR and rtype != TYPE_PAD:
-                at = offset
-                start = offset + 2
+            offset = end
+            try:
+                rtype = data[offset]
+                length = data[offset + 1]
+            except IndexError:
+                walk.next(offset)  # raises: the file ends inside this record's framing
+            start = offset + 2
+            end = start + length
+            if length < 0x80 and end <= limit and rtype not in _NOT_INLINE:
                 stop = end
                 count += 1
             else:
-                rtype, at, start, stop, end = walk.next(offset)
-                last = walk.last
-            offset = end
+                rtype, offset, start, stop, end = walk.next(offset)
+                limit = walk.limit
             if rtype == TYPE_NORM:
                 line = data[start:stop]
                 if partial:
@@ -459,10 +471,10 @@ def _content_records(walk: _Walk, offset: int, full: bool) -> int:
                 if not in_header:
                     body_lines.append(line)
                     continue
-                if line and (line[0] in (32, 9) or b":" in line):
+                if _COLON in line or (line and line[0] in _BLANKS):
                     header_lines.append(line)
                     header_bytes += stop - start + 1
-                    if header_bytes <= HEAD_READ_LIMIT or full:
+                    if header_bytes <= header_limit:
                         continue
                     parsed.header_cut = True
                 else:  # the blank line (or a line that is no header) ends the header block
@@ -475,7 +487,7 @@ def _content_records(walk: _Walk, offset: int, full: bool) -> int:
             elif rtype == TYPE_CONT:
                 partial.append(data[start:stop])
                 header_bytes += stop - start
-                if not in_header or header_bytes <= HEAD_READ_LIMIT or full:
+                if not in_header or header_bytes <= header_limit:
                     continue
                 parsed.header_cut = True
             elif rtype == TYPE_XTRA:
@@ -483,14 +495,14 @@ def _content_records(walk: _Walk, offset: int, full: bool) -> int:
                     (header_lines if in_header else body_lines).append(b"".join(partial))
                 if in_header:
                     parsed.header_complete = True
-                return offset
+                return end
             else:
                 raise CorruptQueueFile(
-                    f"unexpected record {bytes((rtype,))!r} at offset {at} inside the message content")
+                    f"unexpected record {bytes((rtype,))!r} at offset {offset} inside the message content")
             break  # header-only read, header block done
     finally:
         walk.count += count
-    return _skip_body(walk, offset)
+    return _skip_body(walk, end)
 
 
 def _skip_body(walk: _Walk, offset: int) -> int:
@@ -626,39 +638,9 @@ def _mode_details(record: QueuedMessage, st: os.stat_result, queue: str | None) 
     details["mode_from_postfix"] = mode_from_postfix
     details["forced_expire"] = mode_from_postfix and bool(mode & stat.S_IXGRP)
     details["flush_after"] = mode_from_postfix and bool(mode & stat.S_IRGRP)
-    details["mtime"] = mtime = _iso_utc(st.st_mtime)
+    details["mtime"] = mtime = fsutil.iso_utc(st.st_mtime)
     if queue == "deferred":
         details["next_retry"] = mtime
-
-
-_DAY_PREFIX: dict[int, str] = {}   # day number -> "YYYY-MM-DDT"
-_LAST_SECOND = 253402300799        # 9999-12-31T23:59:59Z
-
-
-def _iso_utc(epoch: float | int) -> str | None:
-    """fsutil.iso_utc, same text, without strftime (its cost was a tenth of a unit's):
-    the date part is cached per day. Odd values go to fsutil.iso_utc itself."""
-    if type(epoch) is float and 0.0 <= epoch <= _LAST_SECOND:
-        # datetime.fromtimestamp rounds to the microsecond (half even) before the
-        # seconds are printed: x.9999996 is printed as x+1
-        fraction, whole = math.modf(epoch)
-        seconds = int(whole) + (round(fraction * 1e6) >= 1000000)
-    elif type(epoch) is int and 0 <= epoch <= _LAST_SECOND:
-        seconds = epoch
-    else:
-        return fsutil.iso_utc(epoch)
-    day, second = divmod(seconds, 86400)
-    prefix = _DAY_PREFIX.get(day)
-    if prefix is None:
-        text = fsutil.iso_utc(day * 86400)
-        if text is None:
-            return None
-        prefix = text[:-9]
-        if len(_DAY_PREFIX) < 100_000:
-            _DAY_PREFIX[day] = prefix
-    hour, second = divmod(second, 3600)
-    minute, second = divmod(second, 60)
-    return f"{prefix}{hour:02d}:{minute:02d}:{second:02d}Z"
 
 
 def _join_logs(root: Path, record: QueuedMessage, paths: tuple[str, ...], parsed: ParsedQueueFile) -> None:
@@ -742,10 +724,10 @@ def _fill(record: QueuedMessage, parsed: ParsedQueueFile, st: os.stat_result) ->
     fields = parsed.size_fields
     record.size = fields[0] if fields and fields[0] > 0 else st.st_size
     if parsed.arrival is not None:
-        record.arrival = _iso_utc(parsed.arrival)
+        record.arrival = fsutil.iso_utc(parsed.arrival)
         details["arrival_source"] = "T"
     elif parsed.create_time is not None:
-        record.arrival = _iso_utc(parsed.create_time)
+        record.arrival = fsutil.iso_utc(parsed.create_time)
         details["arrival_source"] = "create_time"
     elif "id_time" in details:
         record.arrival = details["id_time"]
