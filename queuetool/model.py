@@ -36,6 +36,10 @@ class QueueUnit:
     queue: str | None
     paths: tuple[str, ...]
 
+    def __reduce__(self) -> tuple:
+        """Pickle as a plain tuple: the parent sends millions of these to workers."""
+        return QueueUnit, (self.id, self.queue, self.paths)
+
 
 @dataclass
 class RuleHit:
