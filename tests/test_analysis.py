@@ -236,3 +236,57 @@ def test_a_rule_failing_on_strange_messages_is_reported_and_the_scan_goes_on(ite
         if should_fail:
             assert hits[0].points == 0.0 and "rule failed" in hits[0].why
         assert record.verdict in ("spam", "relay", "backscatter", "clean")
+
+
+# ---- the two-pass worker pipeline: rendered lines, early stop, order-independent accounts
+
+
+def test_lines_rendered_by_workers_equal_records_written_here(tmp_path):
+    import io
+
+    from queuetool import output
+    from queuetool.analysis import analyze_lines
+
+    spool = write_spool(tmp_path / "q", spam=300, legit=40)  # several batches of 128
+    for fmt in output.FORMATS:
+        expected = io.StringIO()
+        output.write_records(analyze(spool, settings=OURS), fmt, expected)
+        got = io.StringIO()
+        batches = list(analyze_lines(spool, output.record_renderer(fmt), settings=OURS, jobs=2))
+        assert sum(len(lines) for lines, _ in batches) == 340
+        assert sum(unreadable for _, unreadable in batches) == 0
+        output.write_record_lines((lines for lines, _ in batches), fmt, got)
+        assert got.getvalue() == expected.getvalue(), fmt
+
+
+def test_stopping_early_leaves_no_workers_or_spill_files(tmp_path, monkeypatch):
+    import multiprocessing
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    spool = write_spool(tmp_path / "q", spam=300, legit=40)
+    records = analyze(spool, settings=OURS, jobs=2)
+    first = next(records)
+    assert first.verdict in ("spam", "clean")
+    records.close()
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert multiprocessing.active_children() == []
+
+
+def test_account_sets_keep_the_smallest_values_whatever_the_merge_order():
+    values = [f"198.51.{i // 250}.{i % 250}" for i in range(700)]
+    parts = []
+    for chunk in range(7):
+        part = AccountStats("scanner")
+        for value in values[chunk * 100:(chunk + 1) * 100]:
+            analysis._add_capped(part.client_ips, value)
+        parts.append(part)
+    results = []
+    for order in (parts, parts[::-1], random.Random(3).sample(parts, len(parts))):
+        total = AccountStats("scanner")
+        for part in order:
+            total.merge(part)
+        analysis.trim_account_sets({"scanner": total})
+        results.append(total.to_dict()["client_ips"])
+    assert results[0] == results[1] == results[2] == sorted(values)[:analysis.ACCOUNT_SET_CAP]
