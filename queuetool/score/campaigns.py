@@ -113,6 +113,9 @@ def campaign_keys(record: QueuedMessage, body: BodyFacts | None = None) -> list[
     return sorted(keys)
 
 
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
 class CountMinSketch:
     """Approximate counts of keys in fixed memory (never undercounts)."""
 
@@ -121,8 +124,11 @@ class CountMinSketch:
         self.rows = [array.array("I", bytes(4 * width)) for _ in range(depth)]
 
     def _slots(self, key: str) -> list[int]:
+        # keys are sha1 prefixes (uniform bits): the first three rows take disjoint 20-bit
+        # windows of the key, further rows a multiplicative mix (cheap, and independent)
         value = int(key, 16)
-        return [((value >> (row * 13)) ^ (value * (2 * row + 1))) % self.width for row in range(self.depth)]
+        return [((value >> (20 * row)) if row < 3 else (value * _GOLDEN >> (64 + row))) % self.width
+                for row in range(self.depth)]
 
     def add(self, key: str, count: int = 1) -> None:
         for row, slot in zip(self.rows, self._slots(key)):

@@ -111,3 +111,15 @@ def test_count_min_sketch_adding_counts_at_once_equals_adding_one_by_one(keys):
     for key in set(keys):
         at_once.add(key, keys.count(key))
     assert one_by_one.rows == at_once.rows
+
+
+def test_count_min_sketch_rows_spread_keys():
+    """Every row must spread keys over its width (a row sending all keys to one slot
+    would silently make the sketch shallower and count more false repeats)."""
+    sketch = CountMinSketch(width=1 << 12, depth=4)
+    keys = [feature_key("subject", str(i)) for i in range(2000)]
+    for key in keys:
+        sketch.add(key)
+    for row in sketch.rows:
+        assert max(row) <= 8 and sum(1 for c in row if c) > 1500
+    assert sum(1 for key in keys if sketch.count(key) >= 2) < 80  # ~46 expected with 4 working rows
