@@ -167,7 +167,7 @@ def iter_units(root: Path) -> Iterator[QueueUnit]:
         yield from _maildir_units(root)
         return
     yield from _mbox_units(root, [name for name, is_dir in listing if not is_dir])
-    for rel, _entry in fsutil.walk_files(root):
+    for rel, _name in fsutil.walk_files(root):
         if _is_message_name(rel):
             yield QueueUnit(id=_stem(rel), queue="eml", paths=(rel,))
 

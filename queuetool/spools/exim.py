@@ -497,14 +497,14 @@ def iter_units(root: Path) -> Iterator[QueueUnit]:
             found[message_id] = packed | (number << shift)
 
     for input_dir in input_dirs:
-        for rel, _entry in fsutil.walk_files(root, input_dir):
+        for rel, _name in fsutil.walk_files(root, input_dir):
             name = rel[rel.rfind("/") + 1:]
             match = _SPOOL_NAME.match(name)
             if match:
                 note(match.group(1), match.group(2), rel, name)
     if found:
         for msglog_dir in msglog_dirs:
-            for rel, _entry in fsutil.walk_files(root, msglog_dir):
+            for rel, _name in fsutil.walk_files(root, msglog_dir):
                 name = rel[rel.rfind("/") + 1:]
                 match = _MSGLOG_NAME.match(name)
                 if match and match.group(1) in found:  # a msglog alone is no unit

@@ -580,7 +580,7 @@ def detect(root: Path) -> int:
         return 0  # a copy of just deferred/ still counts: the file signature decides
     checked = 0
     for queue in queue_dirs:
-        for rel, _entry in fsutil.walk_files(root, queue):
+        for rel, _name in fsutil.walk_files(root, queue):
             checked += 1
             try:
                 head = fsutil.read_file(root, rel, 64)
@@ -610,7 +610,7 @@ def _log_index(root: Path) -> dict[str, list[str]]:
     for log_queue in LOG_QUEUES:
         if not (Path(root) / log_queue).is_dir():
             continue
-        for rel, _entry in fsutil.walk_files(root, log_queue):
+        for rel, _name in fsutil.walk_files(root, log_queue):
             index.setdefault(rel.rsplit("/", 1)[-1], []).append(rel)
     return index
 
@@ -620,7 +620,7 @@ def iter_units(root: Path) -> Iterator[QueueUnit]:
     for queue in QUEUES:
         if not (Path(root) / queue).is_dir():
             continue
-        for rel, _entry in fsutil.walk_files(root, queue):
+        for rel, _name in fsutil.walk_files(root, queue):
             name = rel.rsplit("/", 1)[-1]
             yield QueueUnit(id=name, queue=queue, paths=(rel, *sorted(logs.get(name, ()))))
 

@@ -115,7 +115,7 @@ def _unit_order(path: str) -> tuple[int, str]:
 def iter_units(root: Path) -> Iterator[QueueUnit]:
     """One unit per (queue directory, queue id); listing only, no content reads."""
     groups: dict[tuple[str, str], list[str]] = {}
-    for rel, _entry in fsutil.walk_files(root):
+    for rel, _name in fsutil.walk_files(root):
         rel_dir, _, name = rel.rpartition("/")
         match = _UNIT_NAME.match(name)
         if not match:
