@@ -113,19 +113,33 @@ def _unit_order(path: str) -> tuple[int, str]:
 
 
 def iter_units(root: Path) -> Iterator[QueueUnit]:
-    """One unit per (queue directory, queue id); listing only, no content reads."""
-    groups: dict[tuple[str, str], list[str]] = {}
-    for rel, _name in fsutil.walk_files(root):
-        rel_dir, _, name = rel.rpartition("/")
+    """One unit per (queue directory, queue id); listing only, no content reads.
+
+    Each file is remembered as one small int (its directory's number x 8 + its prefix),
+    not as a path string: the whole queue is grouped before the first unit, and at 10^6
+    messages that must not cost a gigabyte.
+    """
+    dirs: list[tuple[str, str]] = []            # ("dir/" prefix, queue directory it folds into)
+    dir_numbers: dict[str, int] = {}
+    groups: dict[str, dict[str, list[int]]] = {}
+    for rel, name in fsutil.walk_files(root):
         match = _UNIT_NAME.match(name)
         if not match:
             continue
-        groups.setdefault((_group_dir(rel_dir), match.group(2)), []).append(rel)
-    for (_qdir, qid), paths in sorted(groups.items(), key=lambda item: (item[0][0], item[0][1])):
-        paths.sort(key=_unit_order)
-        prefix = paths[0].rsplit("/", 1)[-1][:2]
-        queue = CONTROL_PREFIXES.get(prefix, "incomplete")
-        yield QueueUnit(id=qid, queue=queue, paths=tuple(paths))
+        prefix = rel[: len(rel) - len(name)]
+        number = dir_numbers.get(prefix)
+        if number is None:
+            number = dir_numbers[prefix] = len(dirs)
+            dirs.append((prefix, _group_dir(prefix[:-1])))
+        code = number * 8 + ALL_PREFIXES.index(match.group(1))
+        groups.setdefault(dirs[number][1], {}).setdefault(match.group(2), []).append(code)
+    for qdir in sorted(groups):
+        units = groups[qdir]
+        for qid in sorted(units):
+            paths = sorted((dirs[code >> 3][0] + ALL_PREFIXES[code & 7] + qid for code in units[qid]),
+                           key=_unit_order)
+            queue = CONTROL_PREFIXES.get(paths[0].rsplit("/", 1)[-1][:2], "incomplete")
+            yield QueueUnit(id=qid, queue=queue, paths=tuple(paths))
 
 
 # ---------------------------------------------------------------- queue id time

@@ -127,3 +127,20 @@ def test_exim_header_file_read_in_one_piece_even_when_reads_come_back_short(tmp_
     real_read = os.read
     monkeypatch.setattr(exim.os, "read", lambda fd, n: real_read(fd, min(n, 7)))
     assert exim._read_bounded(tmp_path, f"{EXIM_ID}-H", exim.H_READ_LIMIT + 1) == data
+
+
+def test_sendmail_listing_groups_type_subdirs_and_queue_dirs(tmp_path):
+    from queuetool.spools.sendmail import iter_units
+
+    for rel in ["q1/qf/qfAB12CD34EF56", "q1/df/dfAB12CD34EF56", "q1/xf/xfAB12CD34EF56", "q1/hfAB12CD34EF57",
+                "q1/dfAB12CD34EF57", "q2/qfAB12CD34EF56", "q2/other/qfAB12CD34EF58", "q2/zzAB12CD34EF59"]:
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    units = [(u.id, u.queue, u.paths) for u in iter_units(tmp_path)]
+    assert units == [
+        ("AB12CD34EF56", "queued", ("q1/qf/qfAB12CD34EF56", "q1/df/dfAB12CD34EF56", "q1/xf/xfAB12CD34EF56")),
+        ("AB12CD34EF57", "quarantined", ("q1/hfAB12CD34EF57", "q1/dfAB12CD34EF57")),
+        ("AB12CD34EF56", "queued", ("q2/qfAB12CD34EF56",)),
+        ("AB12CD34EF58", "queued", ("q2/other/qfAB12CD34EF58",)),
+    ]
