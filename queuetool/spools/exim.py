@@ -134,6 +134,23 @@ def _int(raw: bytes | str) -> int | None:
     return int(text) if text.isdigit() and len(text) < 20 else None
 
 
+def _take_length_field(rest: str) -> tuple[str, str | None, int | None]:
+    """Cut a trailing `<value> <len>,<number>` field off a recipient line.
+
+    Returns (what is left, the value or None, the number or None when there is no field).
+    """
+    match = _RCPT_LEN_FIELD.search(rest)
+    if not match:
+        return rest, None, None
+    length, number = int(match.group(1)), int(match.group(2))
+    rest = rest[:match.start()]
+    value = None
+    if 0 < length <= len(rest):
+        value = rest[len(rest) - length:]
+        rest = rest[:len(rest) - length]
+    return (rest[:-1] if rest.endswith(" ") else rest), value, number
+
+
 def parse_recipient(line: bytes) -> Recipient:
     """One recipient line, parsed from the right like spool_in.c does.
 
@@ -150,23 +167,9 @@ def parse_recipient(line: bytes) -> Recipient:
         rest = text[:match.start()]
         rcpt = Recipient(address=rest)
         if flags & 0x01:
-            m1 = _RCPT_LEN_FIELD.search(rest)
-            if m1:
-                length, rcpt.pno = int(m1.group(1)), int(m1.group(2))
-                rest = rest[:m1.start()]
-                if 0 < length <= len(rest):
-                    rcpt.errors_to = rest[len(rest) - length:]
-                    rest = rest[:len(rest) - length]
-                rest = rest[:-1] if rest.endswith(" ") else rest
+            rest, rcpt.errors_to, rcpt.pno = _take_length_field(rest)
         if flags & 0x02:
-            m2 = _RCPT_LEN_FIELD.search(rest)
-            if m2:
-                length, rcpt.dsn_flags = int(m2.group(1)), int(m2.group(2))
-                rest = rest[:m2.start()]
-                if 0 < length <= len(rest):
-                    rcpt.orcpt = rest[len(rest) - length:]
-                    rest = rest[:len(rest) - length]
-                rest = rest[:-1] if rest.endswith(" ") else rest
+            rest, rcpt.orcpt, rcpt.dsn_flags = _take_length_field(rest)
         rcpt.address = rest
         return rcpt
     match = _RCPT_EXIM3.search(text)  # Exim 3: addr d,pno,d

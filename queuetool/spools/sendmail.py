@@ -51,6 +51,11 @@ _UNIT_NAME = re.compile(r"^(qf|hf|Qf|df|tf|Tf|xf)([0-9A-Za-z]{4,40})$")
 MACROEXPAND = 0x81
 MACRODEXPAND = 0x82
 
+# Control-file lines kept as they are, by code: I df inode, B body type, q quarantine
+# reason, Z envid, ! deliver-by, d data directory.
+_PLAIN_FACTS = {"I": "df_inode", "B": "body_type", "q": "quarantine_reason", "Z": "envid",
+                "!": "deliver_by", "d": "data_dir"}
+
 # queueup(): the F line's letters.
 ENVELOPE_FLAGS = {
     "w": "warning-sent", "r": "response-bounce", "8": "8bit-body", "b": "delete-bcc",
@@ -364,18 +369,8 @@ def parse_control(data: bytes) -> ControlFile:
             ctl.facts["attempts"] = int(text) if text.isdigit() and len(text) < 10 else text
         elif code == "P":
             ctl.facts["priority"] = int(text) if _PRIORITY.fullmatch(text) else text
-        elif code == "I":
-            ctl.facts["df_inode"] = text
-        elif code == "B":
-            ctl.facts["body_type"] = text
-        elif code == "q":
-            ctl.facts["quarantine_reason"] = text
-        elif code == "Z":
-            ctl.facts["envid"] = text
-        elif code == "!":
-            ctl.facts["deliver_by"] = text
-        elif code == "d":
-            ctl.facts["data_dir"] = text
+        elif code in _PLAIN_FACTS:
+            ctl.facts[_PLAIN_FACTS[code]] = text
         elif code == "F":
             ctl.facts["flags"] = text
             ctl.facts["flag_names"] = [ENVELOPE_FLAGS.get(c, c) for c in text]
