@@ -148,6 +148,17 @@ def read_fd(fd: int, limit: int | None, size_hint: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def read_tail(root: Path | str, rel: str, count: int) -> bytes:
+    """The last `count` bytes of a file, safely, without reading the rest (logs grow)."""
+    fd, st = open_regular(root, rel)
+    try:
+        if st.st_size > count:
+            os.lseek(fd, st.st_size - count, os.SEEK_SET)
+        return read_fd(fd, count, count)
+    finally:
+        os.close(fd)
+
+
 def read_file(root: Path | str, rel: str, limit: int | None = None) -> bytes:
     """Read a whole file (or its first `limit` bytes) safely."""
     return read_file_and_stat(root, rel, limit)[0]

@@ -100,3 +100,12 @@ def test_read_fd_keeps_reading_past_a_stale_size(tmp_path):
         assert read_fd(fd, None, 10) == b"x" * 5000  # the file grew since its stat said 9 bytes
     finally:
         os.close(fd)
+
+
+def test_read_tail_gives_the_last_bytes_of_long_and_short_files(tmp_path):
+    from queuetool.fsutil import read_tail
+
+    (tmp_path / "long").write_bytes(bytes(range(256)) * 10)
+    (tmp_path / "short").write_bytes(b"abc")
+    assert read_tail(tmp_path, "long", 100) == (bytes(range(256)) * 10)[-100:]
+    assert read_tail(tmp_path, "short", 100) == b"abc"

@@ -555,48 +555,6 @@ def _unit_files(unit: QueueUnit) -> tuple[str | None, str | None, str | None, st
     return h_rel, d_rel, j_rel, msglog_rel
 
 
-def _read_bounded(root: Path, rel: str, limit: int) -> bytes:
-    """The first `limit` bytes, reading by the file's size (no limit-sized buffer).
-
-    The usual file takes one read: asked for one byte more than fstat said, it gives
-    exactly its size. A file that grew since, or a short read (network or FUSE
-    file systems), is read on in small steps.
-    """
-    fd, st = fsutil.open_regular(root, rel)
-    try:
-        data = os.read(fd, min(limit, st.st_size + 1))
-        if len(data) == st.st_size or len(data) >= limit:
-            return data
-        chunks, left = [data], limit - len(data)
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 16))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
-def _read_tail(root: Path, rel: str, limit: int) -> bytes:
-    fd, st = fsutil.open_regular(root, rel)
-    try:
-        size = st.st_size
-        if size > limit:
-            os.lseek(fd, size - limit, os.SEEK_SET)
-        chunks, left = [], limit
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
 # ------------------------------------------------------------------ records
 def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
     """Header-only: one read of -H and an lstat of -D (its size); -D itself is opened
@@ -611,7 +569,7 @@ def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
         _fill_arrival(record, None)
         return record
     try:
-        data = _read_bounded(root, h_rel, H_READ_LIMIT + 1)
+        data = fsutil.read_file(root, h_rel, H_READ_LIMIT + 1)
     except OSError as exc:
         record.add_error(f"{h_rel}: {exc.strerror or exc}")
         _fill_arrival(record, None)
@@ -763,7 +721,7 @@ def _fill_size(root: Path, record: QueuedMessage, header_bytes: int, d_rel: str 
 def _check_data_file(root: Path, record: QueuedMessage, d_rel: str) -> None:
     """`full` reads also check that -D starts with its own `<id>-D` line."""
     try:
-        first = _read_bounded(root, d_rel, data_start_offset(record.id))
+        first = fsutil.read_file(root, d_rel, data_start_offset(record.id))
     except OSError as exc:
         record.add_error(f"{d_rel}: {exc.strerror or exc}")
         return
@@ -773,7 +731,7 @@ def _check_data_file(root: Path, record: QueuedMessage, d_rel: str) -> None:
 
 def _fill_status(root: Path, record: QueuedMessage, rel: str) -> None:
     try:
-        text = _text(_read_tail(root, rel, MSGLOG_TAIL))
+        text = _text(fsutil.read_tail(root, rel, MSGLOG_TAIL))
     except OSError as exc:
         record.add_error(f"{rel}: {exc.strerror or exc}")
         return
@@ -788,7 +746,7 @@ def read_message_bytes(root: Path, unit: QueueUnit) -> bytes:
     h_rel, d_rel = _unit_file(unit, "H"), _unit_file(unit, "D")
     if h_rel is None or d_rel is None:
         raise FileNotFoundError(f"{unit.id}: needs both -H and -D files")
-    hf = parse_header_file(_read_bounded(root, h_rel, H_READ_LIMIT))
+    hf = parse_header_file(fsutil.read_file(root, h_rel, H_READ_LIMIT))
     body = fsutil.read_file(root, d_rel)
     if not body.startswith(f"{unit.id}-D\n".encode()):
         raise ValueError(f"{d_rel}: does not start with '{unit.id}-D'; not this message's body")

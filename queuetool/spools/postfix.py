@@ -136,13 +136,7 @@ def _load(fd: int, size: int) -> bytes | _BlockFile:
     """The whole file in one read when small (one syscall beats seeking), else blocks."""
     if size > WHOLE_READ_MAX:
         return _BlockFile(fd, size)
-    data = os.read(fd, size)
-    while len(data) < size:  # a short read from an odd filesystem: keep reading
-        more = os.read(fd, size - len(data))
-        if not more:
-            break
-        data += more
-    return data
+    return fsutil.read_fd(fd, size, size)  # goes on after a short read (odd filesystems)
 
 
 def _frame(data: bytes | _BlockFile, offset: int) -> tuple[int, int, int]:

@@ -34,9 +34,6 @@ TYPE_SUBDIRS = ("qf", "df", "xf")
 
 # Control files are small (headers + envelope); a larger one is cut and flagged.
 CONTROL_READ_LIMIT = 4 * 1024 * 1024
-# First read of a control file: a read buffer of CONTROL_READ_LIMIT costs more than
-# parsing a usual control file (a few KiB); only longer files are read a second time.
-CONTROL_FIRST_READ = 64 * 1024
 TRANSCRIPT_TAIL = 600
 DETECT_SAMPLE = 8
 
@@ -420,12 +417,9 @@ def _df_path(unit: QueueUnit) -> str | None:
 
 
 def _read_control(root: Path, rel: str, record: QueuedMessage) -> tuple[bytes | None, os.stat_result | None]:
-    """The control file (at most CONTROL_READ_LIMIT bytes) and its stat, from one open
-    (two for a file of CONTROL_FIRST_READ bytes or more)."""
+    """The control file (at most CONTROL_READ_LIMIT bytes) and its stat, from one open."""
     try:
-        data, st = fsutil.read_file_and_stat(root, rel, CONTROL_FIRST_READ)
-        if len(data) >= CONTROL_FIRST_READ:
-            data, st = fsutil.read_file_and_stat(root, rel, CONTROL_READ_LIMIT + 1)
+        data, st = fsutil.read_file_and_stat(root, rel, CONTROL_READ_LIMIT + 1)
     except OSError as exc:
         record.add_error(f"{rel}: cannot read control file: {exc.strerror or exc}")
         return None, None
@@ -433,17 +427,6 @@ def _read_control(root: Path, rel: str, record: QueuedMessage) -> tuple[bytes | 
         record.add_error(f"{rel}: control file longer than {CONTROL_READ_LIMIT} bytes; cut there")
         data = data[:CONTROL_READ_LIMIT]
     return data, st
-
-
-def _read_tail(root: Path, rel: str, count: int) -> bytes:
-    """The last `count` bytes of a file, without reading the rest (xf may be large)."""
-    fd, st = fsutil.open_regular(root, rel)
-    try:
-        size = st.st_size
-        os.lseek(fd, max(0, size - count), os.SEEK_SET)
-        return os.read(fd, count)
-    finally:
-        os.close(fd)
 
 
 def _apply_client(record: QueuedMessage, macros: dict[str, str]) -> None:
@@ -506,7 +489,7 @@ def read_unit(root: Path, unit: QueueUnit, full: bool = False) -> QueuedMessage:
     for rel in transient:
         if rel.rsplit("/", 1)[-1][:2] == "xf":
             try:
-                details["transcript_tail"] = decode_bytes(_read_tail(root, rel, TRANSCRIPT_TAIL))
+                details["transcript_tail"] = decode_bytes(fsutil.read_tail(root, rel, TRANSCRIPT_TAIL))
             except OSError as exc:
                 details["transcript_error"] = str(exc.strerror or exc)
     return record

@@ -108,11 +108,11 @@ def test_queue_id_year_from_gmtime_and_datetime_agree():
     assert sendmail.decode_queue_id_time(qid, 10 ** 12) == sendmail.decode_queue_id_time(qid, None)
 
 
-def test_long_control_file_is_read_past_the_first_read(tmp_path):
-    """Files of CONTROL_FIRST_READ bytes or more are read again up to the limit."""
+def test_long_control_file_is_read_whole(tmp_path):
+    """A control file longer than one 64 KiB read is read whole (up to the limit)."""
     headers = b"".join(b"H??X-Pad-%d: %s\n" % (i, b"p" * 100) for i in range(1000))
     qf = b"V8\nT1790000001\nS<a@b.example>\nR:<c@d.example>\n" + headers + b"H??Subject: last\n.\n"
-    assert len(qf) > sendmail.CONTROL_FIRST_READ
+    assert len(qf) > 64 * 1024
     (tmp_path / "qf6AR5fnhS029473").write_bytes(qf)
     (tmp_path / "df6AR5fnhS029473").write_bytes(b"body\n")
     [unit] = sendmail.iter_units(tmp_path)
@@ -126,7 +126,7 @@ def test_exim_header_file_read_in_one_piece_even_when_reads_come_back_short(tmp_
     (tmp_path / f"{EXIM_ID}-H").write_bytes(data)
     real_read = os.read
     monkeypatch.setattr(exim.os, "read", lambda fd, n: real_read(fd, min(n, 7)))
-    assert exim._read_bounded(tmp_path, f"{EXIM_ID}-H", exim.H_READ_LIMIT + 1) == data
+    assert exim.fsutil.read_file(tmp_path, f"{EXIM_ID}-H", exim.H_READ_LIMIT + 1) == data
 
 
 def test_sendmail_listing_groups_type_subdirs_and_queue_dirs(tmp_path):
