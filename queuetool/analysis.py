@@ -16,7 +16,10 @@ How it runs (and why it scales with cores while memory stays flat at 10^6 messag
    every account is decided once.
 4. Workers read each spill back, add the spool rules (campaign size, the account's trace
    verdict) and the final verdict, and return the records — or, for `analyze_lines`,
-   the records already rendered as output lines, so the parent only writes text.
+   the records already rendered as output lines, so the parent only writes text. For
+   JSON output the first pass already renders each record except its spool-decided
+   keys (score, verdict, rules, campaign) and spills that text with the rule hits, not
+   the record: less to pickle, and the second pass only renders those four keys.
 
 Attribution: `trace.enrich_record(record, index)` runs in the workers on every record
 (headers; and the mail logs' index when logs are given: built once in the parent and
@@ -29,6 +32,7 @@ import collections
 import dataclasses
 import functools
 import itertools
+import json
 import os
 import pickle
 import tempfile
@@ -37,11 +41,12 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 
 from .config import INFER_SAMPLE, Settings, address_domain, with_inferred_domains
-from .model import QueuedMessage, QueueUnit
+from .model import QueuedMessage, QueueUnit, RuleHit
+from .output import RecordRenderer, to_json_line
 from .scan import BATCH_SIZE, WorkerPool, progress_bar, read_batch, scan, spools_of, unit_batches
 from .score.campaigns import CountMinSketch, KeyUnion, campaign_id, campaign_keys
 from .score.content import BodyFacts, body_facts
-from .score.engine import apply_spool_rules, is_suspicious, score_record
+from .score.engine import apply_spool_rules, is_suspicious, score_record, spool_rule_hits
 from .score.rules import SpoolFacts, login_of, note_login
 from .spools import MultiSpool, Spool, reader_for
 
@@ -209,8 +214,15 @@ def summarize_batch(context: RunContext, number: int, records: list[QueuedMessag
                 stats = accounts[login] = AccountStats(login)
             stats.add(record, suspicious)
         rows.append((keys, suspicious, login))
+    render = context.render
+    if isinstance(render, RecordRenderer) and render.renders_json:
+        # JSON output: keep the rendered text and the rule hits, not the records
+        spill: Any = [(render.json_parts(record), [(hit.rule, hit.points, hit.why) for hit in record.rules],
+                       bool(record.error)) for record in records]
+    else:
+        spill = records
     with open(context.spill_path(number), "wb") as handle:
-        pickle.dump(records, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(spill, handle, protocol=pickle.HIGHEST_PROTOCOL)
     return BatchSummary(number, rows, accounts)
 
 
@@ -226,14 +238,39 @@ def _finish_batch(context: RunContext, number: int, facts: list[tuple]) -> Any:
     """Second pass, worker side: spool rules and final verdicts on one spilled batch."""
     path = context.spill_path(number)
     with open(path, "rb") as handle:
-        records: list[QueuedMessage] = pickle.load(handle)
+        spilled: list = pickle.load(handle)
     os.unlink(path)
+    if spilled and type(spilled[0]) is tuple:
+        return _finish_json_lines(context, spilled, facts)
+    records: list[QueuedMessage] = spilled
     for record, fact in zip(records, facts):
         record.campaign = fact[0]
         apply_spool_rules(record, context.settings, SpoolFacts(*fact))
     if context.render is None:
         return records
     return [context.render(record) for record in records], sum(1 for record in records if record.error)
+
+
+def _finish_json_lines(context: RunContext, spilled: list[tuple], facts: list[tuple]) -> tuple[list[str], int]:
+    """_finish_batch for records spilled as JSON text parts (see summarize_batch)."""
+    join = RecordRenderer.join_json_parts
+    settings = context.settings
+    lines = []
+    for (parts, rules, _error), fact in zip(spilled, facts):
+        blank = QueuedMessage(mta="", id="")
+        hits, score, verdict = spool_rule_hits([RuleHit(*hit) for hit in rules], blank, settings, SpoolFacts(*fact))
+        if blank.details:  # a spool rule failed: the record's details must say so too
+            parts = _with_details(parts, blank.details)
+        lines.append(join(parts, score, verdict, hits, fact[0]))
+    return lines, sum(1 for _parts, _rules, error in spilled if error)
+
+
+def _with_details(parts: tuple[str, str], extra: dict[str, list[str]]) -> tuple[str, str]:
+    """JSON text parts whose `details` also hold `extra` (lists appended to, as the record path does)."""
+    after = json.loads("{" + parts[1])
+    for key, values in extra.items():
+        after["details"].setdefault(key, []).extend(values)
+    return parts[0], to_json_line(after)[1:]
 
 
 class SpoolTally:

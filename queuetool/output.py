@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import itertools
 import json
+import operator
+from dataclasses import dataclass
 from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 
-from .model import EXTENSION_KEYS, RECORD_KEYS, QueuedMessage
+from .model import EXTENSION_KEYS, RECORD_KEYS, QueuedMessage, RuleHit
 
 FORMATS = ("table", "jsonl", "json", "csv")
 TABLE_WIDTH = 80
@@ -164,9 +165,55 @@ def render_record(record: QueuedMessage, fmt: str, with_headers: bool = False) -
     return render_row(row, fmt, record_columns(fmt))
 
 
-def record_renderer(fmt: str, with_headers: bool = False) -> Callable[[QueuedMessage], str]:
+# The keys the spool-wide pass decides; a JSON line is the text of the keys before them,
+# these four, and the text of the keys after them.
+SPOOL_DECIDED_KEYS = ("score", "verdict", "rules", "campaign")
+_BEFORE = RECORD_KEYS[:RECORD_KEYS.index("score")]
+_AFTER = RECORD_KEYS[RECORD_KEYS.index("campaign") + 1:] + EXTENSION_KEYS
+_BEFORE_VALUES = operator.attrgetter(*_BEFORE)
+_AFTER_VALUES = operator.attrgetter(*_AFTER)
+assert RECORD_KEYS[len(_BEFORE):len(_BEFORE) + 4] == SPOOL_DECIDED_KEYS
+
+
+@dataclass(frozen=True)
+class RecordRenderer:
+    """`render_record(record, fmt, with_headers)` as a picklable callable for worker processes.
+
+    For the JSON formats it also renders a record before its spool-wide keys are known
+    (`json_parts`) and finishes the line from those parts later (`join_json_parts`):
+    scan workers then keep text between their two passes instead of whole records.
+    """
+
+    fmt: str
+    with_headers: bool = False
+
+    def __call__(self, record: QueuedMessage) -> str:
+        return render_record(record, self.fmt, self.with_headers)
+
+    @property
+    def renders_json(self) -> bool:
+        return self.fmt in ("jsonl", "json")
+
+    def json_parts(self, record: QueuedMessage) -> tuple[str, str]:
+        """(text before "score", text after "campaign") of the record's JSON line."""
+        before = to_json_line(dict(zip(_BEFORE, _BEFORE_VALUES(record))))
+        after = dict(zip(_AFTER, _AFTER_VALUES(record)))
+        if self.with_headers:
+            after["headers"] = record.headers
+        return before[:-1], to_json_line(after)[1:]
+
+    @staticmethod
+    def join_json_parts(parts: tuple[str, str], score: float | None, verdict: str | None,
+                        rules: Iterable[RuleHit], campaign: str | None) -> str:
+        """The JSON line `render_record` gives once the spool-wide keys are decided."""
+        middle = to_json_line({"score": score, "verdict": verdict, "rules": [hit.to_dict() for hit in rules],
+                               "campaign": campaign})
+        return f"{parts[0]},{middle[1:-1]},{parts[1]}"
+
+
+def record_renderer(fmt: str, with_headers: bool = False) -> RecordRenderer:
     """A picklable `render_record` for worker processes."""
-    return functools.partial(render_record, fmt=fmt, with_headers=with_headers)
+    return RecordRenderer(fmt, with_headers)
 
 
 def write_record_lines(batches: Iterable[list[str]], fmt: str, out: IO[str]) -> int:

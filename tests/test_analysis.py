@@ -259,6 +259,35 @@ def test_lines_rendered_by_workers_equal_records_written_here(tmp_path):
         assert got.getvalue() == expected.getvalue(), fmt
 
 
+def _fragile_spool_rule(inp):
+    """A spool rule that fails on every record of a campaign (and on no other)."""
+    if inp.spool.campaign:
+        raise ValueError("campaign rule broke")
+    return None
+
+
+def test_json_lines_kept_as_text_between_passes_equal_records_when_spool_rules_fail(tmp_path, monkeypatch):
+    import io
+
+    from queuetool import output
+    from queuetool.analysis import analyze_lines
+
+    fragile = Rule("fragile_spool", 1.0, "spam", "spool", "test rule", _fragile_spool_rule)
+    fragile_record = Rule("fragile", 1.0, "spam", "record", "test rule", lambda inp: 1 / 0)
+    monkeypatch.setattr(engine, "RULES", engine.RULES + (fragile_record, fragile))
+    spool = write_spool(tmp_path / "q", spam=150, legit=10)
+    renderer = output.record_renderer("jsonl", with_headers=True)
+    assert renderer.renders_json
+    expected = io.StringIO()
+    records = list(analyze(spool, settings=OURS))
+    output.write_records(records, "jsonl", expected, with_headers=True)
+    got = io.StringIO()
+    output.write_record_lines((lines for lines, _ in analyze_lines(spool, renderer, settings=OURS)), "jsonl", got)
+    assert got.getvalue() == expected.getvalue()
+    failed = [r for r in records if "fragile_spool" in r.details.get("rule_errors", [])]
+    assert failed and all(r.details["rule_errors"] == ["fragile", "fragile_spool"] for r in failed)
+
+
 def test_stopping_early_leaves_no_workers_or_spill_files(tmp_path, monkeypatch):
     import multiprocessing
     import tempfile

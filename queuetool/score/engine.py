@@ -125,12 +125,22 @@ def score_record(record: QueuedMessage, settings: Settings, body: BodyFacts | No
     return record
 
 
-def apply_spool_rules(record: QueuedMessage, settings: Settings, facts: SpoolFacts) -> QueuedMessage:
-    """Add the spool-wide rules (campaign size, account trace verdict) and re-decide."""
+def spool_rule_hits(hits: list[RuleHit], record: QueuedMessage, settings: Settings,
+                    facts: SpoolFacts) -> tuple[list[RuleHit], float, str]:
+    """(hits, score, verdict) once the spool-wide rules have run on `facts`.
+
+    `hits` are the record-stage hits; spool rules read only `facts` (`record` gets the
+    `rule_errors` detail if one of them fails), so a caller that kept the hits but not
+    the whole record can pass a blank record.
+    """
     inp = RuleInput(record=record, settings=settings, spool=facts)
     by_name = RULES_BY_NAME
-    record.rules = [hit for hit in record.rules
-                    if (rule := by_name.get(hit.rule)) is None or rule.stage not in SPOOL_STAGES]
-    record.rules.extend(run_rules(inp, _current_plan().spool))
-    _finish(record, settings)
+    hits = [hit for hit in hits if (rule := by_name.get(hit.rule)) is None or rule.stage not in SPOOL_STAGES]
+    hits.extend(run_rules(inp, _current_plan().spool))
+    return (hits, *verdict_for(hits, settings))
+
+
+def apply_spool_rules(record: QueuedMessage, settings: Settings, facts: SpoolFacts) -> QueuedMessage:
+    """Add the spool-wide rules (campaign size, account trace verdict) and re-decide."""
+    record.rules, record.score, record.verdict = spool_rule_hits(record.rules, record, settings, facts)
     return record
