@@ -18,6 +18,7 @@ import argparse
 import concurrent.futures
 import os
 import shutil
+import resource
 import subprocess
 import sys
 import threading
@@ -73,12 +74,24 @@ def tree_rss_kb(pid: int) -> int:
     return total
 
 
-def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int, int]:
-    """Run cmd with stdout to /dev/null; returns (seconds, peak tree RSS KiB, exit code)."""
+# Bytecode is written once and reused, as on a real install (some sandboxes set
+# PYTHONDONTWRITEBYTECODE, which recompiles queuetool at every start: ~0.3 s).
+CHILD_ENV = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(cmd: list[str]) -> tuple[float, int, int, float]:
+    """Run cmd with stdout to /dev/null; returns (seconds, peak tree RSS KiB, exit code,
+    CPU seconds of the whole process tree: user + system, workers included)."""
     peak = 0
+    cpu_before = children_cpu()
     with open(os.devnull, "wb") as devnull:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=devnull, stderr=subprocess.PIPE, env=env)
+        proc = subprocess.Popen(cmd, stdout=devnull, stderr=subprocess.PIPE, env=CHILD_ENV)
         done = threading.Event()
 
         def sample() -> None:
@@ -95,7 +108,7 @@ def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int, int]:
         sampler.join()
     if proc.returncode not in (0, 3):
         sys.stderr.write(f"  ! {' '.join(cmd)} exited {proc.returncode}: {err.decode(errors='replace')[-300:]}\n")
-    return elapsed, peak, proc.returncode
+    return elapsed, peak, proc.returncode, children_cpu() - cpu_before
 
 
 RAW_READ = """
@@ -155,6 +168,7 @@ def main() -> None:
     extra = (["--local-domain", args.local_domain] if args.local_domain else []) + args.extra.split()
 
     rows = []
+    subprocess.run([sys.executable, "-m", "queuetool", "--help"], env=CHILD_ENV, stdout=subprocess.DEVNULL, check=True)
     for fmt in args.formats.split(","):
         spool = args.workdir / f"{fmt}-{args.n}"
         if not spool.exists():
@@ -167,10 +181,10 @@ def main() -> None:
             def run(label: str, cmd: list[str]) -> float:
                 if cache == "cold":
                     evict(spool)
-                secs, rss, _ = timed(cmd)
-                rows.append((fmt, cache, label, args.n / secs, nbytes / secs / 1e6, rss / 1024, secs))
+                secs, rss, _, cpu = timed(cmd)
+                rows.append((fmt, cache, label, args.n / secs, nbytes / secs / 1e6, rss / 1024, secs, cpu))
                 print(f"{fmt:8} {cache:4} {label:24} {args.n / secs:9.0f} msgs/s {nbytes / secs / 1e6:7.0f} MB/s "
-                      f"{rss / 1024:6.0f} MiB {secs:7.1f} s", file=sys.stderr)
+                      f"{rss / 1024:6.0f} MiB {secs:7.1f} s {1e6 * cpu / args.n:6.0f} us CPU/msg", file=sys.stderr)
                 return secs
 
             raw_read = [sys.executable, "-c", RAW_READ, str(spool)]
@@ -185,12 +199,13 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(spool, ignore_errors=True)
 
-    print(f"\n{'format':8} {'cache':5} {'command':24} {'msgs/s':>9} {'MB/s':>7} {'peak RSS':>9} {'seconds':>8}  vs raw  vs peer")
-    for fmt, cache, label, rate, mbs, rss, secs in rows:
+    print(f"\n{'format':8} {'cache':5} {'command':24} {'msgs/s':>9} {'MB/s':>7} {'peak RSS':>9} {'seconds':>8} "
+          f"{'CPU us/msg':>10}  vs raw  vs peer")
+    for fmt, cache, label, rate, mbs, rss, secs, cpu in rows:
         raw = next(r for r in rows if r[0] == fmt and r[1] == cache and r[2].startswith("raw"))
         peer = [r for r in rows if r[0] == fmt and r[1] == cache and not r[2].startswith(("raw", "queuetool"))]
         vs_peer = f"{rate / peer[0][3]:5.1f}x" if peer and label.startswith("queuetool") else ""
-        print(f"{fmt:8} {cache:5} {label:24} {rate:9.0f} {mbs:7.0f} {rss:7.0f}Mi {secs:8.1f}  "
+        print(f"{fmt:8} {cache:5} {label:24} {rate:9.0f} {mbs:7.0f} {rss:7.0f}Mi {secs:8.1f} {1e6 * cpu / args.n:10.0f}  "
               f"{raw[6] / secs if secs else 0:5.2f}x  {vs_peer}")
 
 
