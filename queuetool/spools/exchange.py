@@ -19,7 +19,7 @@ one of this organisation's own Exchange hops (phishing kits forge these headers)
 """
 from __future__ import annotations
 
-import os
+import heapq
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,7 +262,9 @@ def detect(root: Path) -> int:
     dirs = child_dirs(root, *QUEUE_DIRS)
     if "replay" in dirs or (dirs and root.name.lower() == "transportroles"):
         return 25
-    names = [n for n in _message_names(root) if n.lower().endswith(".eml")][:_DETECT_SAMPLE]
+    # the first .eml names in _message_names order, without sorting a whole hashed directory
+    names = heapq.nsmallest(_DETECT_SAMPLE, (name for name, is_dir in dir_listing(root)
+                                             if not is_dir and name.lower().endswith(".eml")), key=str.lower)
     return 20 if sample_vote(names, lambda name: _looks_2007(file_head(root, name, 16384))) else 0
 
 

@@ -9,7 +9,6 @@ id character; Exim looks in both places, so do we.
 """
 from __future__ import annotations
 
-import os
 import re
 import stat
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Iterator
 from .. import fsutil
 from ..headers import apply_headers, decode_bytes, parse_header_block
 from ..model import QueuedMessage, QueueUnit
+from . import dir_listing
 
 MTA = "exim"
 INPUT_DIRS = ("input", "Finput")      # Finput: move_frozen_messages [EX@4.96 deliver.c]
@@ -428,18 +428,11 @@ def _is_spool_dir(root: Path) -> bool:
 
 def _sample_header_files(root: Path, rel_dir: str, depth: int = 0) -> Iterator[str]:
     """-H files in rel_dir and its one-character (split spool) subdirectories."""
-    base = root / rel_dir if rel_dir else root
-    try:
-        with os.scandir(base) as it:
-            entries = sorted(it, key=lambda e: e.name)
-    except OSError:
-        return
-    for entry in entries:
-        rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-        if entry.name.endswith("-H") and _SPOOL_NAME.match(entry.name):
-            yield rel
-        elif depth == 0 and len(entry.name) == 1 and entry.is_dir(follow_symlinks=False):
-            yield from _sample_header_files(root, rel, 1)
+    for name, is_dir in dir_listing(root / rel_dir if rel_dir else root):  # shared while detecting
+        if name.endswith("-H") and _SPOOL_NAME.match(name):
+            yield f"{rel_dir}/{name}" if rel_dir else name
+        elif depth == 0 and is_dir and len(name) == 1:
+            yield from _sample_header_files(root, f"{rel_dir}/{name}" if rel_dir else name, 1)
 
 
 def _looks_like_header_file(head: bytes, name: str) -> bool:

@@ -22,6 +22,7 @@ from typing import Iterator
 from .. import fsutil
 from ..headers import apply_headers, decode_bytes, parse_header_block
 from ..model import QueuedMessage, QueueUnit
+from . import dir_listing
 
 MTA = "sendmail"
 
@@ -88,14 +89,10 @@ def detect(root: Path) -> int:
     """Claim a directory holding control files (directly or in qf/) that read like qf files."""
     candidates: list[str] = []
     for sub in ("", "qf"):
-        base = Path(root) / sub if sub else Path(root)
-        try:
-            names = sorted(p.name for p in base.iterdir())
-        except OSError:
-            continue
-        for name in names:
-            match = _UNIT_NAME.match(name)
-            if match and match.group(1) in CONTROL_PREFIXES:
+        # the listing detect_mta shares with the other readers; a prefix test before the
+        # regex, as most directories it sees hold no control files at all
+        for name, _is_dir in dir_listing(Path(root) / sub if sub else Path(root)):
+            if name[:2] in CONTROL_PREFIXES and _UNIT_NAME.match(name):
                 candidates.append(f"{sub}/{name}" if sub else name)
             if len(candidates) >= DETECT_SAMPLE:
                 break

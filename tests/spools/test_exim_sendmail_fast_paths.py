@@ -125,7 +125,7 @@ def test_exim_header_file_read_in_one_piece_even_when_reads_come_back_short(tmp_
     data = exim_h(b"-local\n")
     (tmp_path / f"{EXIM_ID}-H").write_bytes(data)
     real_read = os.read
-    monkeypatch.setattr(exim.os, "read", lambda fd, n: real_read(fd, min(n, 7)))
+    monkeypatch.setattr(os, "read", lambda fd, n: real_read(fd, min(n, 7)))
     assert exim.fsutil.read_file(tmp_path, f"{EXIM_ID}-H", exim.H_READ_LIMIT + 1) == data
 
 
