@@ -7,7 +7,7 @@ import itertools
 import json
 import operator
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Iterable, Iterator, Sequence
+from typing import IO, Any, Iterable, Iterator, Sequence
 
 from .model import EXTENSION_KEYS, RECORD_KEYS, QueuedMessage, RuleHit
 
