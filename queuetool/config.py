@@ -24,7 +24,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, TypeVar
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -103,10 +103,13 @@ class Settings:
 MEMO_LIMIT = 4096  # distinct domains remembered per memo; cleared when full (bounded memory)
 
 
-def _remember(memo: dict[str | None, bool], domain: str | None, answer: bool) -> bool:
+_Answer = TypeVar("_Answer")
+
+
+def _remember(memo: dict[Any, _Answer], key: Any, answer: _Answer) -> _Answer:
     if len(memo) >= MEMO_LIMIT:
         memo.clear()
-    memo[domain] = answer
+    memo[key] = answer
     return answer
 
 
@@ -197,12 +200,23 @@ def load_settings(
     )
 
 
+# Raw text after the last "@" -> address_domain's answer: a spool's many addresses
+# share few domains, and the rules ask for the domain of every recipient.
+_DOMAIN_MEMO: dict[str, str | None] = {}
+
+
 def address_domain(address: str | None) -> str | None:
     """Domain part of an address, lower-case; None when there is none."""
-    if not address or "@" not in address:
+    if not address:
         return None
-    domain = address[address.rindex("@") + 1:].strip().strip(">").lower().rstrip(".")
-    return domain or None
+    at = address.rfind("@")
+    if at < 0:
+        return None
+    raw = address[at + 1:]
+    try:
+        return _DOMAIN_MEMO[raw]
+    except KeyError:
+        return _remember(_DOMAIN_MEMO, raw, raw.strip().strip(">").lower().rstrip(".") or None)
 
 
 _RECEIVED_BY = re.compile(r"\bby\s+([A-Za-z0-9.-]+\.[A-Za-z]{2,})", re.I)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+from queuetool import config
 from queuetool.cli import main
 from queuetool.config import (
     ConfigError, Settings, infer_domains, load_settings, normalize_domain, with_inferred_domains,
@@ -99,8 +100,6 @@ def test_cli_scan_fills_verdicts_with_given_domains():
 def test_domain_memos_give_the_same_answers_stay_bounded_and_are_not_pickled():
     import pickle
 
-    from queuetool import config
-
     settings = Settings(local_domains=frozenset({"example.com"}), relay_domains=frozenset({"r.example"}))
     domains = [f"h{i}.example.com" if i % 3 == 0 else f"d{i}.test" for i in range(config.MEMO_LIMIT + 50)]
     for _ in range(2):  # second pass answers from the memo (or after it was cleared)
@@ -112,3 +111,25 @@ def test_domain_memos_give_the_same_answers_stay_bounded_and_are_not_pickled():
     assert copy == settings and not copy._ours_memo and copy.is_ours("mail.example.com")
     assert settings.our_domains == {"example.com", "r.example"}
     assert settings.threshold("spam") == 5.0 and settings.threshold("spam") == 5.0
+
+
+def _reference_address_domain(address):
+    """config.address_domain before it remembered domains."""
+    if not address or "@" not in address:
+        return None
+    domain = address[address.rindex("@") + 1:].strip().strip(">").lower().rstrip(".")
+    return domain or None
+
+
+@pytest.mark.parametrize("address", [
+    None, "", "alice", "a@", "@", "a@@b", "a@Example.COM", "<a@b.test>", "a@b.test.", "a@b. >", "a@ B.> ",
+    "a@ .", "a@b@c.TEST", "a@ΣΑΣ.test", "a@\u00df.test"])
+def test_address_domain_remembers_what_it_computed(address):
+    for _ in range(2):  # the second answer comes from the memo
+        assert config.address_domain(address) == _reference_address_domain(address)
+
+
+def test_address_domain_memo_stays_bounded():
+    for i in range(config.MEMO_LIMIT + 50):
+        assert config.address_domain(f"u@D{i}.Test") == f"d{i}.test"
+    assert len(config._DOMAIN_MEMO) <= config.MEMO_LIMIT

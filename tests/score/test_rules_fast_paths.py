@@ -158,3 +158,26 @@ def test_helpers_give_the_same_with_or_without_a_header_index():
     assert login_of(records[3]) == "carol" and injected_locally(records[2])
     assert injected_locally(records[4]) and not rules.from_outside_client(records[4])
     assert not injected_locally(records[5]) and rules.from_outside_client(records[5])
+
+
+address_strings = st.one_of(
+    st.text(max_size=30),
+    st.builds(lambda local, domain: f"{local}@{domain}",
+              st.text(alphabet="ab.-_+\n <>\"", max_size=6), st.text(alphabet="aZ09.-\n >", max_size=8)),
+)
+
+
+@hsettings(max_examples=1500, deadline=None)
+@given(st.one_of(st.none(), address_strings), st.lists(address_strings, max_size=5))
+@example("a@b.test", ["c@d.test\n", "e@f.test"])     # "$" accepts a final newline
+@example("a@b.test\nc@d.test", [])                  # one address holding two
+@example(None, [])
+def test_malformed_address_checks_all_at_once_as_one_by_one(sender, recipients):
+    record = make_record(GOOD_HEADERS, sender=sender)
+    record.recipients = recipients
+    want = [a for a in [sender, *recipients] if a and not rules._ADDRESS.match(a)]
+    finding = rules.malformed_address(rules.RuleInput(record=record, settings=rules.Settings()))
+    if want:
+        assert finding == f"{len(want)} malformed address(es), e.g. {want[0][:80]!r}"
+    else:
+        assert finding is None
