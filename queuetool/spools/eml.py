@@ -250,7 +250,7 @@ def _read_into(root: Path, unit: QueueUnit, record: QueuedMessage, full: bool) -
         record.details["mbox_from"] = match.group(1).decode("utf-8", "backslashreplace") if match else None
         record.details["mbox_date"] = match.group(2).decode("utf-8", "backslashreplace") if match else None
         record.details["offset"] = _mbox_offset(unit)
-        truncated = limit is not None and size < 0
+        truncated = limit is not None and (size < 0 or size > len(data))
         body_start = find_body_start(data)
     else:
         if limit is None:

@@ -121,3 +121,20 @@ def test_large_mbox_message_header_read_still_knows_its_size(tmp_path):
     assert first.subject == "big" and first.size == len(big) and first.error is None
     assert eml.read_message_bytes(tmp_path, units[0]) == big
     assert eml.read_unit(tmp_path, units[1]).subject == "next"
+
+
+def test_mbox_message_with_a_header_block_longer_than_the_read_limit_says_it_was_cut(tmp_path):
+    """Same as an .eml file: the header-only read stops at HEAD_READ_LIMIT and says so."""
+    from queuetool.headers import HEAD_READ_LIMIT
+
+    pad = b"".join(b"X-Pad-%d: %s\n" % (i, b"p" * 70) for i in range(HEAD_READ_LIMIT // 70))
+    long_one = b"From a@b.example Thu Nov 26 10:00:00 2026\nSubject: long\n" + pad + b"\nbody\n"
+    short_one = b"From c@d.example Thu Nov 26 10:01:00 2026\nSubject: short\n\nbody\n"
+    (tmp_path / "box").write_bytes(long_one + short_one)
+    (tmp_path / "cut.eml").write_bytes(long_one.partition(b"\n")[2])
+    records = {r.id: r for r in queuetool.open_spool(tmp_path)}
+    cut = records["box:0"]
+    assert cut.error and "header block longer than" in cut.error
+    assert cut.subject == "long" and cut.size == len(long_one) - len(long_one.partition(b"\n")[0]) - 1
+    assert records["cut"].error == cut.error
+    assert records[f"box:{len(long_one)}"].error is None
