@@ -11,7 +11,7 @@ import os
 import stat
 import time as _time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
@@ -162,6 +162,37 @@ def read_tail(root: Path | str, rel: str, count: int) -> bytes:
 def read_file(root: Path | str, rel: str, limit: int | None = None) -> bytes:
     """Read a whole file (or its first `limit` bytes) safely."""
     return read_file_and_stat(root, rel, limit)[0]
+
+
+PREFETCH_BYTES = 64 * 1024   # what a header-only read needs of most files (HEAD_READ_LIMIT)
+_WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", None)
+
+
+def prefetch(root: Path | str, rels: Iterable[str], length: int = PREFETCH_BYTES) -> int:
+    """Ask the kernel to start reading the first `length` bytes of each file, and return.
+
+    posix_fadvise(WILLNEED) queues the reads without waiting for them, so with a cold
+    page cache the disk works on a whole batch at once while earlier batches are
+    parsed, instead of one synchronous read per file. Same safety as open_regular (no
+    symlinks, inside root, non-blocking open); files that fail are skipped (their read
+    reports it). Returns how many files were advised; 0 where fadvise does not exist.
+    """
+    if _WILLNEED is None:
+        return 0
+    advised = 0
+    for rel in rels:
+        try:
+            fd = os.open(resolve_inside(root, rel), _READ_FLAGS)
+        except OSError:  # UnsafePathError too
+            continue
+        try:
+            os.posix_fadvise(fd, 0, length, _WILLNEED)
+            advised += 1
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return advised
 
 
 def file_stat(root: Path | str, rel: str) -> os.stat_result:

@@ -19,6 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from . import fsutil
 from .model import QueuedMessage, QueueUnit
 from .spools import MultiSpool, Spool, open_spool, read_unit_safely, reader_for
 
@@ -56,10 +57,23 @@ def read_batch(
     return out
 
 
-def unit_batches(spools: list[Spool], size: int = BATCH_SIZE,
-                 max_size: int = MAX_BATCH_SIZE) -> Iterator[tuple[Spool, list[QueueUnit]]]:
+def unit_batches(spools: list[Spool], size: int = BATCH_SIZE, max_size: int = MAX_BATCH_SIZE,
+                 prefetch: bool = True) -> Iterator[tuple[Spool, list[QueueUnit]]]:
     """(spool, a batch of units) in listing order, lazily; batches grow from `size` to
-    `max_size`, so a small spool still spreads over every worker."""
+    `max_size`, so a small spool still spreads over every worker.
+
+    `prefetch`: as a batch is handed out, the kernel is asked to start reading the
+    first bytes of each unit's main file (fsutil.prefetch). Batches are handed out
+    several ahead of the one being read, so with a cold page cache the disk works
+    while the workers parse (~1% more CPU when the spool is already cached).
+    """
+    for spool, batch in _batches(spools, size, max_size):
+        if prefetch:
+            fsutil.prefetch(spool.root, [unit.paths[0] for unit in batch if unit.paths])
+        yield spool, batch
+
+
+def _batches(spools: list[Spool], size: int, max_size: int) -> Iterator[tuple[Spool, list[QueueUnit]]]:
     for spool in spools:
         batch: list[QueueUnit] = []
         for unit in spool.units():

@@ -109,3 +109,34 @@ def test_read_tail_gives_the_last_bytes_of_long_and_short_files(tmp_path):
     (tmp_path / "short").write_bytes(b"abc")
     assert read_tail(tmp_path, "long", 100) == (bytes(range(256)) * 10)[-100:]
     assert read_tail(tmp_path, "short", 100) == b"abc"
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise on this platform")
+def test_prefetch_advises_regular_files_and_skips_what_a_read_would_refuse(tmp_path):
+    root = tmp_path / "spool"
+    (root / "d").mkdir(parents=True)
+    (root / "a").write_bytes(b"x" * 5000)
+    (root / "d" / "b").write_bytes(b"y")
+    (tmp_path / "outside").write_bytes(b"secret")
+    (root / "link").symlink_to(tmp_path / "outside")
+    (root / "dirlink").symlink_to(root / "d")
+    os.mkfifo(root / "fifo")  # a blocking open would hang here: the open must not block
+    rels = ["a", "d/b", "link", "dirlink/b", "../outside", "/etc/passwd", "missing", "fifo"]
+    assert fsutil.prefetch(root, rels) == 2
+    assert fsutil.prefetch(str(root), iter(["a"])) == 1
+    assert (root / "a").read_bytes() == b"x" * 5000  # advice only: nothing written
+
+
+def test_batches_handed_out_have_their_main_files_prefetched(tmp_path, monkeypatch):
+    from queuetool.scan import unit_batches
+    from queuetool.spools import open_spool
+
+    for i in range(300):
+        (tmp_path / f"{i:04d}.eml").write_bytes(b"Subject: %d\n\nbody\n" % i)
+    asked: list[list[str]] = []
+    monkeypatch.setattr(fsutil, "prefetch", lambda root, rels, *a: asked.append(list(rels)) or len(asked[-1]))
+    spool = open_spool(tmp_path)
+    batches = [[unit.paths[0] for unit in units] for _spool, units in unit_batches([spool], size=128)]
+    assert asked == batches and sum(map(len, asked)) == 300
+    asked.clear()
+    assert len(list(unit_batches([spool], prefetch=False))) == len(batches) and asked == []
