@@ -25,9 +25,12 @@ from .content import BodyFacts
 KEY_BYTES = 8
 _PREFIX = re.compile(r"^\s*(?:(?:re|fwd?|aw|wg|sv|tr)\s*(?:\[\d+\])?\s*:\s*)+", re.I)
 _DIGITS = re.compile(r"\d+")
-_NON_WORD = re.compile(r"[^\w#]+", re.UNICODE)
+# The words of a normalized text: runs of \w and "#". No whitespace character is \w,
+# so this is " ".join(re.sub(r"[^\w#]+", " ", text).split()) in one pass.
+_TOKEN = re.compile(r"[\w#]+")
+# A run of digits and "#": what _DIGITS -> "#" and then "#+" -> "#" leave of it.
+_DIGITS_AND_HASHES = re.compile(r"[\d#]+")
 _WORD = re.compile(r"[a-z0-9']{2,}")
-_HASHES = re.compile("#+")
 _LETTERS = re.compile(r"[a-z]+")
 # Subjects too generic to say two messages are one campaign.
 GENERIC_SUBJECTS = frozenset({"", "test", "hello", "hi", "#", "no subject", "(no subject)"})
@@ -52,12 +55,9 @@ def subject_skeleton(subject: str | None, recipients: Iterable[str] = ()) -> str
     text = text.lower()
     for rcpt in recipients:
         local = rcpt.partition("@")[0].lower()
-        if len(local) >= 3:
+        if len(local) >= 3 and local in text:
             text = text.replace(local, " ")
-    text = _DIGITS.sub("#", text)
-    if "##" in text:
-        text = _HASHES.sub("#", text)
-    return " ".join(_NON_WORD.sub(" ", text).split())
+    return " ".join(_TOKEN.findall(_DIGITS_AND_HASHES.sub("#", text)))
 
 
 def sender_pattern(sender: str | None) -> str:
@@ -89,7 +89,7 @@ def _display_name(value: str | None) -> str:
     if not value or "<" not in value:
         return ""
     name = value.split("<", 1)[0].strip().strip('"').lower()
-    return " ".join(_NON_WORD.sub(" ", _DIGITS.sub("#", name)).split())
+    return " ".join(_TOKEN.findall(_DIGITS.sub("#", name)))
 
 
 def campaign_keys(record: QueuedMessage, body: BodyFacts | None = None) -> list[str]:

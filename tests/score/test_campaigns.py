@@ -88,7 +88,7 @@ def _reference_skeleton(subject, recipients=()):
         if len(local) >= 3:
             text = text.replace(local, " ")
     text = re.sub("#+", "#", campaigns._DIGITS.sub("#", text))
-    return " ".join(campaigns._NON_WORD.sub(" ", text).split())
+    return " ".join(re.sub(r"[^\w#]+", " ", text).split())
 
 
 _SUBJECT_PIECES = st.sampled_from(["Re:", "re :", "FWD: ", "Fw[2]:", "AW:", " ", "#", "##", "12", "mary",
@@ -101,6 +101,27 @@ _SUBJECT_PIECES = st.sampled_from(["Re:", "re :", "FWD: ", "Fw[2]:", "AW:", " ",
 def test_subject_skeleton_matches_the_reference(subject, recipients):
     assert subject_skeleton(subject, recipients) == _reference_skeleton(subject, recipients)
     assert feature_key("subject", subject or "") == feature_key.__wrapped__("subject", subject or "")
+
+
+def test_no_whitespace_character_is_a_word_character():
+    import re
+    import sys
+
+    assert not [c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace() and re.match(r"\w", c)]
+
+
+@given(st.one_of(st.none(), st.lists(st.one_of(_SUBJECT_PIECES, st.sampled_from(["<", '"', "<a@b>"]),
+                                               st.text(max_size=3)), max_size=8).map("".join)))
+def test_display_name_matches_the_reference(value):
+    import re
+
+    from queuetool.score import campaigns
+
+    want = ""
+    if value and "<" in value:
+        name = value.split("<", 1)[0].strip().strip('"').lower()
+        want = " ".join(re.sub(r"[^\w#]+", " ", campaigns._DIGITS.sub("#", name)).split())
+    assert campaigns._display_name(value) == want
 
 
 @given(st.lists(st.sampled_from([feature_key("subject", str(i)) for i in range(40)]), max_size=200))
