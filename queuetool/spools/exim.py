@@ -294,8 +294,28 @@ def _parse_tree(hf: HeaderFile, data: bytes, pos: int) -> int:
     return pos
 
 
+# `%03d%c ` at a line start: where Exim's header prefixes are in a well-formed -H file
+_HEADER_LINE_PREFIX = re.compile(rb"(?m)^(\d{3})([^\d\n]) ")
+
+
 def _parse_headers(hf: HeaderFile, data: bytes, pos: int) -> None:
-    """`NNNf ` + NNN bytes per header (NNN the length, f the flag), to the end."""
+    """`NNNf ` + NNN bytes per header (NNN the length, f the flag), to the end.
+
+    One C-level split at the line-start prefixes; when every piece is exactly as long
+    as its prefix says, that is what the header-by-header walk would find. Anything
+    else (a 4-digit length, a bad prefix, a length that lies) takes the walk.
+    """
+    parts = _HEADER_LINE_PREFIX.split(data[pos:])
+    if len(parts) > 1 and not parts[0]:
+        texts = parts[3::3]
+        if list(map(len, texts)) == list(map(int, parts[1::3])):
+            hf.headers.extend(zip(b"".join(parts[2::3]).decode("latin-1"), texts))
+            return
+    _walk_headers(hf, data, pos)
+
+
+def _walk_headers(hf: HeaderFile, data: bytes, pos: int) -> None:
+    """_parse_headers one header at a time, saying where and how the format breaks."""
     headers, size = hf.headers, len(data)
     while pos < size:
         # the common `%03d%c ` prefix without the regex; anything else goes through it

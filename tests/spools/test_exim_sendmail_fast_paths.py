@@ -59,6 +59,30 @@ def test_header_prefixes_fast_and_regex_agree():
     assert exim.parse_header_file(bad).problems == [f"bad header prefix at byte {len(bad) - 3}"]
 
 
+def _exim_header(text: bytes, flag: bytes, length_delta: int, width: int) -> bytes:
+    return b"%0*d%s %s" % (width, max(len(text) + length_delta, 0), flag, text)
+
+
+exim_headers = st.lists(st.tuples(
+    st.sampled_from([b"From: a@b.example\n", b"Received: x\n\tby y id 123A \n", b"Subject: s\n022F x\n",
+                     b"X-No-Newline: v", b"", b"\n", b"To: \xff\xfe\n", b"A: " + b"a" * 1000 + b"\n"]),
+    st.sampled_from([b"F", b" ", b"*", b"P", b"4", b"\n", b"\xe9"]),
+    st.sampled_from([0, 0, 0, 1, -1, 7]),
+    st.sampled_from([3, 3, 3, 4])), max_size=8)
+
+
+@settings(max_examples=500, deadline=None)
+@given(exim_headers, st.binary(max_size=6))
+def test_header_split_equals_the_header_walk(headers, tail):
+    """The one-split path gives the walk's headers and problems on every spelling."""
+    data = b"".join(_exim_header(*header) for header in headers) + tail
+    for pos in (0, 1):
+        split, walked = exim.HeaderFile(), exim.HeaderFile()
+        exim._parse_headers(split, data, pos)
+        exim._walk_headers(walked, data, pos)
+        assert (split.headers, split.problems) == (walked.headers, walked.problems)
+
+
 def test_recipient_list_that_runs_off_the_end():
     hf = exim.parse_header_file(exim_h(b"", headers=b"", recipients=b"3\na@x.example\nb@x.example"))
     assert [r.address for r in hf.recipients] == ["a@x.example", "b@x.example"]
