@@ -14,7 +14,7 @@ import click
 
 from . import output
 from .model import QueuedMessage
-from .scan import default_jobs, scan
+from .scan import default_jobs, scan, tune_gc_for_scanning
 from .spools import SpoolError, open_spool
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREADABLE, EXIT_REFUSED = 0, 1, 2, 3, 4
@@ -174,6 +174,7 @@ def main(ctx: click.Context, quiet: bool, verbose: bool) -> None:
       eval "$(_QUEUETOOL_COMPLETE=bash_source queuetool)"
     """
     ctx.obj = {"quiet": quiet, "verbose": verbose}
+    tune_gc_for_scanning()
 
 
 @main.command("scan")

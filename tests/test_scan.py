@@ -116,3 +116,22 @@ def test_cli_show_prints_rule_hits_and_verdict():
     data = json.loads(CliRunner().invoke(main, ["show", str(spool), spam.id, "--local-domain", "example.com",
                                                 "--format", "json"]).stdout)
     assert data["verdict"] == "spam" and data["rules"] and data["headers"]
+
+
+def _gc_threshold(_context):
+    import gc
+
+    return gc.get_threshold()
+
+
+def test_workers_collect_cycles_less_often_but_a_library_callers_process_is_left_alone():
+    import gc
+
+    from queuetool.scan import WorkerPool
+
+    mine = gc.get_threshold()
+    with WorkerPool(2) as pool:
+        assert list(pool.map(_gc_threshold, [(), ()])) == [(10_000, 10, 10)] * 2
+    with WorkerPool(1) as pool:
+        assert list(pool.map(_gc_threshold, [()])) == [mine]
+    assert gc.get_threshold() == mine
