@@ -256,11 +256,12 @@ def _finish_json_lines(context: RunContext, spilled: list[tuple], facts: list[tu
     join = RecordRenderer.join_json_parts
     settings = context.settings
     lines = []
+    blank = QueuedMessage(mta="", id="")  # what the spool rules see of a record
     for (parts, rules, _error), fact in zip(spilled, facts):
-        blank = QueuedMessage(mta="", id="")
         hits, score, verdict = spool_rule_hits([RuleHit(*hit) for hit in rules], blank, settings, SpoolFacts(*fact))
         if blank.details:  # a spool rule failed: the record's details must say so too
             parts = _with_details(parts, blank.details)
+            blank.details = {}
         lines.append(join(parts, score, verdict, hits, fact[0]))
     return lines, sum(1 for _parts, _rules, error in spilled if error)
 
