@@ -219,6 +219,20 @@ def address_domain(address: str | None) -> str | None:
         return _remember(_DOMAIN_MEMO, raw, raw.strip().strip(">").lower().rstrip(".") or None)
 
 
+def address_domains(addresses: Iterable[str | None]) -> list[str | None]:
+    """[address_domain(a) for a in addresses], without a call per address whose domain
+    is remembered (a message's recipients: the rules want all their domains)."""
+    memo = _DOMAIN_MEMO
+    domains = []
+    for address in addresses:
+        at = address.rfind("@") if address else -1
+        if at >= 0 and (raw := address[at + 1:]) in memo:
+            domains.append(memo[raw])
+        else:
+            domains.append(address_domain(address))
+    return domains
+
+
 _RECEIVED_BY = re.compile(r"\bby\s+([A-Za-z0-9.-]+\.[A-Za-z]{2,})", re.I)
 
 

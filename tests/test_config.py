@@ -129,6 +129,14 @@ def test_address_domain_remembers_what_it_computed(address):
         assert config.address_domain(address) == _reference_address_domain(address)
 
 
+def test_address_domains_is_address_domain_of_each():
+    addresses = [None, "", "alice", "a@Example.COM", "b@example.com", "<c@B.test>", "d@b.test.", "e@", "@", "f@b.test"]
+    for _ in range(2):  # the second time from the memo
+        assert config.address_domains(addresses) == [_reference_address_domain(a) for a in addresses]
+    config._DOMAIN_MEMO["b.test"] = "b.test"
+    assert config.address_domains(["b.test"]) == [None]  # no "@": never read from the memo
+
+
 def test_address_domain_memo_stays_bounded():
     for i in range(config.MEMO_LIMIT + 50):
         assert config.address_domain(f"u@D{i}.Test") == f"d{i}.test"

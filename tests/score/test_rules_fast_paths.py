@@ -115,6 +115,7 @@ def test_prefiltered_search_matches_the_plain_regex(data):
         got = fast.search(text)
         assert (got and (got.span(), got.groups())) == (plain and (plain.span(), plain.groups())), (name, text)
         assert _spans(fast.finditer(text)) == _spans(fast.pattern.finditer(text)), (name, text)
+        assert fast.lower_matches(text) == {m.group(0).lower() for m in fast.pattern.finditer(text)}, (name, text)
 
 
 def test_prefiltered_finds_every_sample():
@@ -122,6 +123,13 @@ def test_prefiltered_finds_every_sample():
         for sample in samples:
             for text in (sample, f"x {sample} y", sample.upper()):
                 assert _spans(fast.finditer(text)) == _spans(fast.pattern.finditer(text)), (name, text)
+                assert fast.lower_matches(text) == {m.group(0).lower() for m in fast.pattern.finditer(text)}
+
+
+def test_lower_case_search_only_for_patterns_written_in_lower_case():
+    assert rules.SPAM_WORDS_FAST._lower is not None and rules.DSN_SUBJECT_FAST._lower is not None
+    assert rules.AUTH_RECEIVED_FAST._lower is None and rules.LOCAL_INJECTION_FAST._lower is None
+    assert rules.Prefiltered(rules.re.compile(r"\x41b", rules.re.I), ("ab",))._lower is None
 
 
 HEADERS = ("Received: from a by mail.example.com with ESMTP id 1; Fri, 27 Nov 2026 05:00:00 +0000\n"
