@@ -137,6 +137,9 @@ class WorkerPool:
 
     def __enter__(self) -> "WorkerPool":
         if self.jobs > 1:
+            # what discovery left behind (a listing of 10^5 names) would otherwise be
+            # inherited by every worker: measured +22 MiB per process on an Exim spool
+            gc.collect()
             self.executor = ProcessPoolExecutor(
                 max_workers=self.jobs, mp_context=_pool_context(),
                 initializer=_set_worker_context, initargs=(self.context,))

@@ -135,3 +135,20 @@ def test_workers_collect_cycles_less_often_but_a_library_callers_process_is_left
     with WorkerPool(1) as pool:
         assert list(pool.map(_gc_threshold, [()])) == [mine]
     assert gc.get_threshold() == mine
+
+
+def test_worker_pool_collects_before_forking(monkeypatch):
+    """Workers fork from the parent: garbage left by discovery must not be copied into each."""
+    import gc
+
+    import importlib
+
+    scan_module = importlib.import_module("queuetool.scan")
+    order = []
+    real_collect, real_executor = gc.collect, scan_module.ProcessPoolExecutor
+    monkeypatch.setattr(gc, "collect", lambda *a: order.append("collect") or real_collect(*a))
+    monkeypatch.setattr(scan_module, "ProcessPoolExecutor",
+                        lambda *a, **k: order.append("fork") or real_executor(*a, **k))
+    with scan_module.WorkerPool(2) as pool:
+        assert list(pool.map(_gc_threshold, [()])) == [(10_000, 10, 10)]
+    assert order[:2] == ["collect", "fork"]
