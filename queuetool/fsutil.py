@@ -173,8 +173,8 @@ def prefetch(root: Path | str, rels: Iterable[str], length: int = PREFETCH_BYTES
 
     posix_fadvise(WILLNEED) queues the reads without waiting for them, so with a cold
     page cache the disk works on a whole batch at once while earlier batches are
-    parsed, instead of one synchronous read per file. Same safety as open_regular (no
-    symlinks, inside root, non-blocking open); files that fail are skipped (their read
+    parsed, instead of one synchronous read per file. Files are opened by open_regular
+    (regular files inside root, no symlinks); those it refuses are skipped (their read
     reports it). Returns how many files were advised; 0 where fadvise does not exist.
     """
     if _WILLNEED is None:
@@ -182,8 +182,8 @@ def prefetch(root: Path | str, rels: Iterable[str], length: int = PREFETCH_BYTES
     advised = 0
     for rel in rels:
         try:
-            fd = os.open(resolve_inside(root, rel), _READ_FLAGS)
-        except OSError:  # UnsafePathError too
+            fd, _st = open_regular(root, rel)
+        except OSError:  # UnsafePathError, IsADirectoryError too
             continue
         try:
             os.posix_fadvise(fd, 0, length, _WILLNEED)
