@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 
-from .config import INFER_SAMPLE, Settings, address_domain, with_inferred_domains
+from .config import INFER_SAMPLE, Settings, address_domains, with_inferred_domains
 from .model import QueuedMessage, QueueUnit, RuleHit
 from .output import RecordRenderer, to_json_line
 from .scan import BATCH_SIZE, WorkerPool, progress_bar, read_batch, scan, spools_of, unit_batches
@@ -81,8 +81,8 @@ class AccountStats:
         self.messages += 1
         self.flagged += suspicious
         self.recipients += len(record.recipients)
-        for rcpt in record.recipients:
-            _add_capped(self.recipient_domains, address_domain(rcpt))
+        for domain in address_domains(record.recipients):
+            _add_capped(self.recipient_domains, domain)
         _add_capped(self.client_ips, record.client_ip)
         _add_capped(self.helos, record.helo)
         if record.arrival:
@@ -187,6 +187,12 @@ class RunContext:
     index: Any = None                      # trace.LogIndex when logs were given
     render: RecordRender | None = None     # set: second pass returns rendered lines
 
+    @property
+    def json_render(self) -> RecordRenderer | None:
+        """The renderer when the output is JSON: then batches are spilled as text parts."""
+        render = self.render
+        return render if isinstance(render, RecordRenderer) and render.renders_json else None
+
     def spill_path(self, number: int) -> str:
         return os.path.join(self.spill_dir, f"{number:09d}.pickle")
 
@@ -214,8 +220,8 @@ def summarize_batch(context: RunContext, number: int, records: list[QueuedMessag
                 stats = accounts[login] = AccountStats(login)
             stats.add(record, suspicious)
         rows.append((keys, suspicious, login))
-    render = context.render
-    if isinstance(render, RecordRenderer) and render.renders_json:
+    render = context.json_render
+    if render is not None:
         # JSON output: keep the rendered text and the rule hits, not the records
         spill: Any = [(render.json_parts(record), [(hit.rule, hit.points, hit.why) for hit in record.rules],
                        bool(record.error)) for record in records]
@@ -240,7 +246,7 @@ def _finish_batch(context: RunContext, number: int, facts: list[tuple]) -> Any:
     with open(path, "rb") as handle:
         spilled: list = pickle.load(handle)
     os.unlink(path)
-    if spilled and type(spilled[0]) is tuple:
+    if context.json_render is not None:
         return _finish_json_lines(context, spilled, facts)
     records: list[QueuedMessage] = spilled
     for record, fact in zip(records, facts):
