@@ -106,8 +106,13 @@ def single_spool(source: str | Path | Spool | MultiSpool, mta: str | None = None
     return opened
 
 
-def check_unit_files(root: Path, files: Sequence[str]) -> tuple[list[PlannedFile], str | None]:
-    """Sizes of a unit's files, and why the unit must be refused (symlink, odd file, escape)."""
+def check_unit_files(root: Path, files: Sequence[str], *, may_move: bool = False
+                     ) -> tuple[list[PlannedFile], str | None]:
+    """Sizes of a unit's files, and why the unit must be refused (symlink, odd file, escape).
+
+    `may_move`: the MTA moves its files between queues and the apply step finds the
+    unit again by id (live Postfix), so a file gone since the scan is not a problem.
+    """
     planned = []
     problem = None
     if not files:
@@ -121,7 +126,8 @@ def check_unit_files(root: Path, files: Sequence[str]) -> tuple[list[PlannedFile
             continue
         except FileNotFoundError:
             planned.append(PlannedFile(rel, None))
-            problem = problem or f"{rel}: vanished (delivered or moved since the scan)"
+            if not may_move:
+                problem = problem or f"{rel}: vanished (delivered or moved since the scan)"
             continue
         if stat.S_ISLNK(st.st_mode):
             problem = problem or f"{rel}: is a symlink, not followed"
@@ -180,20 +186,35 @@ def make_plan(
     plan = Plan(op=op, spool_root=root, mta=spool.mta, selection=selection.describe(), live=live,
                 qdir=Path(qdir) if qdir is not None else None)
     owners: dict[str, list[str]] = {}          # file -> ids of every unit listing it (mbox, shared logs)
+    by_id: dict[str, int] = {}                 # live Postfix: id -> index in plan.units
+    may_move = live.how == "postsuper"
     for record, reasons in selected_records(spool, selection, jobs=jobs, settings=settings, logs=logs, now=now):
         for rel in record.files:
             owners.setdefault(rel, []).append(record.id)
         if reasons is None:
             continue
-        files, problem = check_unit_files(root, record.files)
+        files, problem = check_unit_files(root, record.files, may_move=may_move)
         if live.how == "refuse":
             problem = problem or live.why
-        plan.units.append(PlannedUnit(
+        unit = PlannedUnit(
             id=record.id, queue=record.queue, mta=record.mta, files=files, reasons=reasons,
             sender=record.sender, recipients=len(record.recipients), error=record.error, refused=problem,
-        ))
+        )
+        if may_move and record.id in by_id:
+            # the listing met a message twice while Postfix moved it (active -> deferred):
+            # one unit, described by the copy whose files are still there
+            index = by_id[record.id]
+            if _files_present(unit) >= _files_present(plan.units[index]):
+                plan.units[index] = unit
+            continue
+        by_id[record.id] = len(plan.units)
+        plan.units.append(unit)
     plan.units = merge_shared_files(plan.units, owners)
     return plan
+
+
+def _files_present(unit: PlannedUnit) -> int:
+    return sum(1 for f in unit.files if f.size is not None)
 
 
 def merge_shared_files(units: list[PlannedUnit], owners: dict[str, list[str]]) -> list[PlannedUnit]:

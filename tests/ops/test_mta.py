@@ -105,6 +105,52 @@ def test_live_postfix_with_the_wrong_config_is_refused(tmp_path) -> None:
     assert held_units(tmp_path / "q") == []
 
 
+def _postfix_moves_a_message_during_the_scan(monkeypatch, spool, moved_id: str) -> str:
+    """While the plan's scan runs, Postfix moves `moved_id` from deferred/ to hold/ and the
+    listing meets it twice: once at the old path (gone by the check), once at the new one."""
+    import dataclasses
+
+    from queuetool.ops import plan as plan_module
+
+    real = plan_module.selected_records
+
+    def racing(*args, **kwargs):
+        for record, reasons in real(*args, **kwargs):
+            if record.id != moved_id:
+                yield record, reasons
+                continue
+            old = record.files[0]
+            os.makedirs(spool / "hold", exist_ok=True)
+            os.rename(spool / old, spool / "hold" / moved_id)
+            yield record, reasons
+            yield dataclasses.replace(record, queue="hold", files=[f"hold/{moved_id}", *record.files[1:]]), reasons
+
+    monkeypatch.setattr(plan_module, "selected_records", racing)
+    return moved_id
+
+
+@pytest.mark.parametrize("how", ["postsuper", "unlink"])
+def test_postfix_message_moved_while_planning(tmp_path, monkeypatch, how) -> None:
+    """Live Postfix moves messages between queues all the time: the plan keeps one unit
+    for the id (apply finds it again after postsuper -h). Offline, a vanished file is a
+    refusal, since nothing but another hand should have moved it."""
+    from corpus import copy_corpus
+    from queuetool.ops import plan as plan_module
+
+    spool = Path(copy_corpus("postfix", tmp_path))
+    moved = sorted(p.name for p in (spool / "deferred").rglob("*") if p.is_file())[0]
+    _postfix_moves_a_message_during_the_scan(monkeypatch, spool, moved)
+    monkeypatch.setattr(plan_module, "detect_live",
+                        lambda *a, **k: LiveState("postfix", how == "postsuper", how, "test"))
+    plan = make_plan(spool, make_selection(ids=[moved]), op="purge")
+    if how == "postsuper":
+        assert len(plan.units) == 1 and plan.units[0].refused is None, plan.units
+        assert plan.units[0].files[0] == PlannedFile(f"hold/{moved}", (spool / "hold" / moved).stat().st_size)
+    else:
+        assert [u.id for u in plan.units] == [moved, moved]
+        assert "vanished" in plan.units[0].refused and plan.units[1].refused is None
+
+
 def test_exchange_apply_is_refused_without_offline(tmp_path) -> None:
     unit = PlannedUnit("NTFS_1", "queue", "smtpsvc", [PlannedFile("Queue/NTFS_1.EML", 10)], ["id NTFS_1"])
     plan = Plan("quarantine", tmp_path, "smtpsvc", "--id NTFS_1", detect_live(tmp_path, "smtpsvc"), units=[unit])
