@@ -478,6 +478,16 @@ class RestorePlan:
     problems: list[str] = field(default_factory=list)
 
 
+def restore_path(unit: HeldUnit, rel: str) -> str:
+    """Where a held file goes back to: where it was taken from, except that a Postfix queue
+    file taken from active/ goes to incoming/. A running qmgr never looks for new files in
+    active/ (only at start does it move what it finds there to incoming/), so a file put back
+    into active/ would sit undelivered until Postfix restarts."""
+    if unit.mta == "postfix" and rel.startswith("active/"):
+        return "incoming/" + rel[len("active/"):]
+    return rel
+
+
 def plan_restore(qdir: str | Path, ids: Sequence[str] = (), into: str | Path | None = None) -> RestorePlan:
     """Which held units a restore puts back, and anything that makes it unsafe.
 
@@ -508,7 +518,7 @@ def plan_restore(qdir: str | Path, ids: Sequence[str] = (), into: str | Path | N
             plan.problems.append(str(exc))
             continue
         for entry in unit.files:
-            rel = entry["path"]
+            rel = restore_path(unit, entry["path"])
             try:
                 stored = _stored_path(qdir, entry["stored"])
                 fd, _st = _open_source(qdir, entry["stored"])
@@ -550,6 +560,12 @@ def apply_restore(plan: RestorePlan) -> ApplyResult:
 def _restore_unit(qdir: Path, unit: HeldUnit, target: Path) -> UnitOutcome:
     rtxn = new_txn_id(unit.unit)
     files = [dict(f) for f in unit.files]
+    moved = []
+    for entry in files:
+        dest = restore_path(unit, entry["path"])
+        if dest != entry["path"]:
+            moved.append(f"{entry['path']} -> {dest}")
+            entry.update(held_path=entry["path"], path=dest)
     journal(qdir, "begin", rtxn, op="restore", of=unit.txn, unit=unit.unit, spool=str(target),
             files=files, time=utc_now(), operator=operator_name())
     _step("restore-begin")
@@ -563,7 +579,8 @@ def _restore_unit(qdir: Path, unit: HeldUnit, target: Path) -> UnitOutcome:
     audit(qdir, "restore", txn=unit.txn, restore_txn=rtxn, unit=unit.unit, spool=str(target),
           files=len(files), bytes=unit.size)
     _step("restore-commit")
-    return UnitOutcome(unit.unit, "restored", len(files), unit.size, rtxn)
+    why = f"put back as {', '.join(moved)} (where the running MTA takes new mail)" if moved else ""
+    return UnitOutcome(unit.unit, "restored", len(files), unit.size, rtxn, why)
 
 
 def _tmp_name(rtxn: str, index: int) -> str:

@@ -36,6 +36,7 @@ def test_the_corpora_are_here() -> None:
 def test_quarantine_everything_and_restore_it(tmp_path, name: str) -> None:
     top = copy_corpus(name, tmp_path)
     before = file_table(top)
+    expected = dict(before)
     for index, spool in enumerate(spools_of(top)):
         prefix = os.path.relpath(spool.root, top)
         records = list(scan(spool))
@@ -54,7 +55,12 @@ def test_quarantine_everything_and_restore_it(tmp_path, name: str) -> None:
         assert moved and not moved & set(after)          # every file of every moved unit left the spool
         assert set(after) == set(before) - moved
         restore(qdir, apply=True)
-        assert file_table(top) == before                 # bytes, modes and mtimes
+        if name == "postfix":   # a queue file taken from active/ goes back where a running qmgr looks
+            taken_from = os.path.normpath(os.path.join(prefix, "active")) + os.sep
+            expected = {os.path.normpath(os.path.join(prefix, "incoming", rel[len(taken_from):]))
+                        if rel.startswith(taken_from)
+                        else rel: facts for rel, facts in expected.items()}
+        assert file_table(top) == expected               # bytes, modes and mtimes
 
 
 def test_selection_by_account_uses_the_mail_log(tmp_path) -> None:

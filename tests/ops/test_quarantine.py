@@ -68,6 +68,32 @@ def test_restore_is_byte_identical_with_mode_and_mtime(tmp_path, multifile_reade
     assert not list((qdir / "units").iterdir())                  # empty directories pruned too
 
 
+def test_postfix_message_taken_from_active_is_restored_into_incoming(tmp_path) -> None:
+    """A running qmgr never picks up a new file in active/ (it moves leftovers to incoming/
+    only when it starts), so restore puts such a queue file into incoming/; logs go back as
+    they were."""
+    from corpus import copy_corpus
+    from queuetool.scan import scan
+
+    spool = Path(copy_corpus("postfix", tmp_path))
+    active = next(p.name for p in (spool / "active").iterdir())
+    before = file_table(spool)
+    report = quarantine(spool, tmp_path / "q", make_selection(ids=[active]), apply=True)
+    assert [o.status for o in report.result.outcomes] == ["quarantined"]
+    taken = set(before) - set(file_table(spool))
+    assert f"active/{active}" in taken and len(taken) > 1          # the queue file and its logs
+
+    back = restore(tmp_path / "q", [active], apply=True)
+    assert [o.status for o in back.result.outcomes] == ["restored"]
+    assert f"active/{active} -> incoming/{active}" in back.result.outcomes[0].why
+    after = file_table(spool)
+    expected = {("incoming/" + rel[len("active/"):] if rel.startswith("active/") else rel): facts
+                for rel, facts in before.items()}
+    assert after == expected                                       # bytes, mode, mtime; only the queue moved
+    assert [r.queue for r in scan(spool, mta="postfix") if r.id == active] == ["incoming"]
+    assert held_units(tmp_path / "q") == []
+
+
 def test_restore_refuses_to_overwrite_and_changes_nothing(tmp_path, multifile_reader) -> None:
     spool = make_multifile_spool(tmp_path / "spool", 4, seed=5)
     qdir = tmp_path / "q"
