@@ -2,7 +2,7 @@
 
 Per unit, one journaled transaction (see journal.py for the QDIR layout):
     begin -> each file: copy, fsync file and directory, re-read and verify sha256
-          -> manifest lines -> re-check each original (inode, size, mtime, sha256)
+          -> re-check each original (inode, size, mtime, sha256) -> manifest lines
           -> remove the originals (unlink, or the MTA's tool) -> commit
 Copies are made by reading and writing bytes, never rename, so QDIR may be on
 another filesystem. Nothing is removed before every file of the unit has a verified
@@ -14,10 +14,12 @@ overwrite) — the copy in QDIR is removed only after that.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import signal
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -34,6 +36,7 @@ from .plan import Plan, PlannedUnit, check_unit_files
 CHUNK = 1 << 20
 # Postfix queues `postsuper -h` moves to hold; corrupt/saved/hold files are inert and taken as they are
 POSTFIX_HOLDABLE = ("incoming", "active", "deferred")
+HELD_SETTLE_SECONDS = 1.0     # for a delivery attempt under way at postsuper -h to finish
 TMP_PREFIX = ".queuetool-"
 
 # Test hooks for fault injection. CRASH_HOOK(step_name) is called at every step;
@@ -271,6 +274,7 @@ def apply_plan(
         for unit in units:
             result.outcomes.append(_quarantine_unit(qdir, plan, unit, config, discard_copies))
         if hold_txn is not None:
+            _retry_held_units_whose_logs_changed(qdir, plan, units, config, result, discard_copies)
             we_held = {u.id for u in units if u.held_from != "hold"}
             not_taken = [o.id for o in result.outcomes if o.status in ("skipped", "busy") and o.id in we_held]
             postfix_release(config, not_taken)   # back where the MTA can deliver them
@@ -326,6 +330,33 @@ def _postfix_hold_and_relocate(qdir: Path, hold_txn: str, plan: Plan, units: lis
     return out
 
 
+def _retry_held_units_whose_logs_changed(qdir: Path, plan: Plan, units: list[PlannedUnit], config: str,
+                                         result: ApplyResult, discard_copies: bool) -> None:
+    """Take once more, after a pause, the held units skipped because a file changed.
+
+    A message on hold does not change, but a delivery attempt that was running when
+    postsuper -h moved it can still append to (or create) its defer/bounce log. The
+    first try then rolls back; once the attempt has finished the unit is taken whole.
+    """
+    from ..scan import scan
+
+    skipped = {o.id for o in result.outcomes if o.status == "skipped"}
+    again = [u for u in units if u.id in skipped]
+    if not again:
+        return
+    time.sleep(HELD_SETTLE_SECONDS)
+    fresh = {r.id: r for r in scan(plan.spool_root, mta="postfix") if r.id in skipped and r.queue == "hold"}
+    for unit in again:
+        record = fresh.get(unit.id)
+        if record is None:
+            continue                      # keeps its first outcome
+        files, problem = check_unit_files(plan.spool_root, record.files)
+        if problem:
+            continue
+        outcome = _quarantine_unit(qdir, plan, dataclasses.replace(unit, files=files), config, discard_copies)
+        result.outcomes = [o for o in result.outcomes if o.id != unit.id] + [outcome]
+
+
 def _quarantine_unit(qdir: Path, plan: Plan, unit: PlannedUnit, config: str | None,
                      discard_copies: bool) -> UnitOutcome:
     root = plan.spool_root
@@ -353,15 +384,16 @@ def _quarantine_unit(qdir: Path, plan: Plan, unit: PlannedUnit, config: str | No
             except (ChangedError, FileNotFoundError, RefusedError, fsutil.UnsafePathError) as exc:
                 _roll_back(qdir, txn, files, root, reason=str(exc))
                 return UnitOutcome(unit.id, "skipped", len(rels), unit.bytes, txn, f"rolled back: {exc}")
-            _write_manifest(qdir, txn, plan.op, plan, unit, files, copied)
-            journal(qdir, "manifested", txn)
-            _step("manifested")
             try:
                 for rel in rels:
                     recheck_original(root, rel, copied[rel], lock.fd_for(rel))
             except (ChangedError, FileNotFoundError, fsutil.UnsafePathError) as exc:
                 _roll_back(qdir, txn, files, root, reason=str(exc))
                 return UnitOutcome(unit.id, "skipped", len(rels), unit.bytes, txn, f"rolled back: {exc}")
+            # the manifest names only units that go on to removal: one rolled back above has no lines
+            _write_manifest(qdir, txn, plan.op, plan, unit, files, copied)
+            journal(qdir, "manifested", txn)
+            _step("manifested")
             _remove_originals(qdir, txn, root, how, config, unit.id, rels)
     except BusyError as exc:
         return UnitOutcome(unit.id, "busy", len(rels), unit.bytes, None, str(exc))

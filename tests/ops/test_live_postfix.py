@@ -153,3 +153,47 @@ def test_purge_a_campaign_while_mail_keeps_arriving(postfix: PrivatePostfix, tmp
     assert restored.returncode == 0, restored.stderr + restored.stdout
     relisted = {m["queue_id"]: m for m in postfix.postqueue_json()}
     assert back in relisted and relisted[back]["sender"].startswith("forged")
+
+
+def test_a_held_message_whose_defer_log_grows_is_taken_on_the_second_try(postfix: PrivatePostfix,
+                                                                          tmp_path: Path, monkeypatch) -> None:
+    """A delivery attempt running when postsuper -h moves a message can still append to its
+    defer log after queuetool copied it. The first try rolls back (the log changed); the
+    retry after a pause takes the unit with the grown log, and Postfix forgets the message."""
+    import importlib
+
+    from queuetool.ops import make_selection, purge
+
+    quarantine_module = importlib.import_module("queuetool.ops.quarantine")   # the package exports a function by that name
+
+    ids = PrivatePostfix.queue_ids(postfix.inject([spam(i) for i in range(3)]))
+    wait_until_deferred(postfix, set(ids))
+    victim = sorted(ids)[0]
+    late_line = b"recipient=late@example.net\nstatus=4.4.1\naction=delayed\nreason=late attempt\n\n"
+    appended: list[bytes] = []
+    copies = []
+
+    def late_delivery_attempt(step: str) -> None:
+        """After the first try copied both files (queue file, defer log), the log grows."""
+        if step != "copied":
+            return
+        copies.append(step)
+        if len(copies) == 2:
+            log = next(p for p in (postfix.queue / "defer").rglob(victim))
+            with open(log, "ab") as handle:
+                handle.write(late_line)
+            appended.append(log.read_bytes())
+
+    monkeypatch.setattr(quarantine_module, "CRASH_HOOK", late_delivery_attempt)
+    report = purge(str(postfix.queue), make_selection(ids=[victim]), to=tmp_path / "q", apply=True,
+                   mta_config=str(postfix.config))
+    assert appended, "the hook never ran: nothing was copied"
+    assert [(o.id, o.status) for o in report.result.outcomes] == [(victim, "purged")], report.result.outcomes
+    assert len(copies) == 4, copies                                     # two files, two tries
+    manifest = list(read_lines(tmp_path / "q" / MANIFEST))
+    assert {line["txn"] for line in manifest} == {report.result.outcomes[0].txn}   # no lines of the rolled-back try
+    logs = [line for line in manifest if line["path"].startswith("defer/")]
+    assert [line["sha256"] for line in logs] == [hashlib.sha256(appended[0]).hexdigest()]   # the grown log
+    assert late_line in (tmp_path / "q" / logs[0]["stored"]).read_bytes()
+    queued = {m["queue_id"] for m in postfix.postqueue_json()}
+    assert victim not in queued and set(ids) - {victim} <= queued

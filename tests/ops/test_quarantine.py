@@ -236,12 +236,17 @@ def test_a_file_changed_after_copy_is_not_removed(tmp_path, multifile_reader, mo
     qmod = importlib.import_module("queuetool.ops.quarantine")
 
     spool = make_multifile_spool(tmp_path / "spool", 1, seed=12)
-    main_file = spool.root / next(iter(spool.units())).paths[0]
+    unit = next(iter(spool.units()))
+    main_file = spool.root / unit.paths[0]
+    copied = []
 
     def meddle(step: str) -> None:
-        if step == "manifested":
-            with open(main_file, "ab") as handle:
-                handle.write(b"appended by the MTA")
+        """Once every file has its copy, the MTA writes to the main file."""
+        if step == "copied":
+            copied.append(step)
+            if len(copied) == len(unit.paths):
+                with open(main_file, "ab") as handle:
+                    handle.write(b"appended by the MTA")
 
     monkeypatch.setattr(qmod, "CRASH_HOOK", meddle)
     qdir = tmp_path / "q"
@@ -249,6 +254,7 @@ def test_a_file_changed_after_copy_is_not_removed(tmp_path, multifile_reader, mo
     assert report.result.outcomes[0].status == "skipped" and "changed" in report.result.outcomes[0].why
     assert main_file.read_bytes().endswith(b"appended by the MTA")
     assert stored_copies(qdir) == [] and held_units(qdir) == []
+    assert list(read_lines(qdir / MANIFEST)) == []             # nothing claims to be held
 
 
 def test_exchange_spools_need_offline(tmp_path, monkeypatch) -> None:
