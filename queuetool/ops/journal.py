@@ -25,7 +25,7 @@ import secrets
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from .. import fsutil
 
@@ -79,7 +79,12 @@ def path_fields(rel: str, key: str = "path") -> dict[str, str]:
 
 def append_line(path: Path, data: dict[str, Any]) -> None:
     """Append one JSON line and fsync it (the journal's durability unit)."""
-    line = (dumps(data) + "\n").encode("ascii")
+    append_lines(path, [data])
+
+
+def append_lines(path: Path, items: Sequence[dict[str, Any]]) -> None:
+    """Append JSON lines with one write and one fsync."""
+    line = "".join(dumps(data) + "\n" for data in items).encode("ascii")
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
                  | getattr(os, "O_BINARY", 0), 0o600)
     try:
@@ -211,8 +216,16 @@ class Txn:
         return bool(self.files) and all(f["path"] in self.copied for f in self.files)
 
 
+_HELD_BEGIN_KEYS = ("op", "kind", "unit", "mta", "queue", "spool", "removal", "files")
+
+
 def replay(qdir: Path) -> dict[str, Txn]:
-    """Every transaction in the journal, in order of first appearance."""
+    """The transactions that still matter, in order of first appearance: every uncommitted
+    one (for recover) and every committed quarantine whose copies are still held.
+
+    Finished business is dropped as the journal is read (a restored or discarded unit,
+    a rollback, a released hold), so memory follows what QDIR holds now, not its history.
+    """
     txns: dict[str, Txn] = {}
     for line in read_lines(Path(qdir) / JOURNAL):
         kind, txn_id = line.get("t"), line.get("txn")
@@ -237,6 +250,14 @@ def replay(qdir: Path) -> dict[str, Txn]:
             txn.manifested = True
         elif kind == "commit":
             txn.commit = line
+            if txn.op == "quarantine" and line.get("result") == "quarantined":
+                txn.begin = {key: txn.begin[key] for key in _HELD_BEGIN_KEYS if key in txn.begin}
+                continue
+            del txns[txn_id]
+            if txn.op in ("restore", "discard"):
+                held = txns.get(txn.begin.get("of", ""))
+                if held is not None and held.commit is not None:
+                    del txns[held.txn]
     return txns
 
 
@@ -279,6 +300,7 @@ class HeldUnit:
 
 def held_units(qdir: Path, txns: dict[str, Txn] | None = None) -> list[HeldUnit]:
     """Units currently kept in QDIR, oldest first."""
+    ours = txns is None          # a replay made here may be reused in place; a caller's may not
     txns = replay(qdir) if txns is None else txns
     gone: set[str] = set()
     for txn in txns.values():
@@ -293,7 +315,10 @@ def held_units(qdir: Path, txns: dict[str, Txn] | None = None) -> list[HeldUnit]
         try:
             files = []
             for planned in txn.files:
-                facts = dict(txn.copied.get(planned["path"], {}))
+                facts = txn.copied.get(planned["path"], {})
+                facts = facts if ours else dict(facts)
+                for key in ("t", "txn"):
+                    facts.pop(key, None)
                 facts.update({"path": planned["orig"], "stored": planned["stored"], "source": planned["path"]})
                 files.append(facts)
         except (KeyError, TypeError, ValueError):
@@ -302,6 +327,11 @@ def held_units(qdir: Path, txns: dict[str, Txn] | None = None) -> list[HeldUnit]
                             txn.begin.get("queue"), txn.begin.get("spool", ""), files,
                             txn.begin.get("removal", "unlink")))
     return out
+
+
+def held_txn_ids(qdir: Path) -> set[str]:
+    """The txn ids of the units QDIR holds now (held_units without building them)."""
+    return {t.txn for t in replay(qdir).values() if t.commit is not None and t.op == "quarantine"}
 
 
 def pending(qdir: Path) -> list[Txn]:

@@ -27,8 +27,8 @@ from typing import Any, Callable, Iterable, Sequence
 from .. import fsutil
 from ..model import QueuedMessage
 from .journal import (
-    MANIFEST, UNITS, HeldUnit, QdirLock, RefusedError, Txn, append_line, audit, check_qdir_location,
-    held_units, journal, new_txn_id, open_qdir, operator_name, path_fields, read_lines, utc_now,
+    MANIFEST, UNITS, HeldUnit, QdirLock, RefusedError, Txn, append_lines, audit, check_qdir_location,
+    held_txn_ids, held_units, journal, new_txn_id, open_qdir, operator_name, path_fields, read_lines, utc_now,
 )
 from .mta import BusyError, UnitLock, check_postfix_config, postfix_delete, postfix_hold, postfix_release
 from .plan import Plan, PlannedUnit, check_unit_files
@@ -402,17 +402,22 @@ def _quarantine_unit(qdir: Path, plan: Plan, unit: PlannedUnit, config: str | No
     audit(qdir, plan.op, txn=txn, unit=unit.id, mta=plan.mta, spool=str(root), files=len(rels),
           bytes=sum(c["size"] for c in copied.values()), reasons=unit.reasons)
     _step("commit")
-    if discard_copies:
-        discard(qdir, txn, locked=True)
+    size = sum(c["size"] for c in copied.values())
+    if discard_copies:   # the unit just committed: its copies are known, no journal replay
+        _discard_copies(qdir, txn, unit.id, [entry["stored"] for entry in files], size)
         status = "discarded"
-    return UnitOutcome(unit.id, status, len(rels), sum(c["size"] for c in copied.values()), txn)
+    return UnitOutcome(unit.id, status, len(rels), size, txn)
 
 
 def _write_manifest(qdir: Path, txn: str, op: str, plan_or_begin: Any, unit: Any,
-                    files: list[dict[str, Any]], copied: dict[str, dict[str, Any]]) -> None:
-    """One manifest line per file (skipping lines already written for this txn)."""
-    done = {(line.get("txn"), line.get("source")) for line in read_lines(qdir / MANIFEST)}
+                    files: list[dict[str, Any]], copied: dict[str, dict[str, Any]],
+                    recovering: bool = False) -> None:
+    """One manifest line per file, with one fsync. `recovering`: a crash may have left
+    some of this txn's lines already; skip those (this reads the whole manifest, so only
+    recovery does it)."""
+    done = {(line.get("txn"), line.get("source")) for line in read_lines(qdir / MANIFEST)} if recovering else set()
     begin = plan_or_begin if isinstance(plan_or_begin, dict) else None
+    lines = []
     for entry in files:
         rel = entry["path"]
         if (txn, rel) in done:
@@ -433,7 +438,9 @@ def _write_manifest(qdir: Path, txn: str, op: str, plan_or_begin: Any, unit: Any
                         spool=str(plan_or_begin.spool_root), op=op, selection=plan_or_begin.selection,
                         reasons=unit.reasons)
         line.update(txn=txn, time=utc_now(), operator=operator_name())
-        append_line(qdir / MANIFEST, line)
+        lines.append(line)
+    if lines:
+        append_lines(qdir / MANIFEST, lines)
 
 
 def _remove_originals(qdir: Path, txn: str, root: Path, how: str, config: str | None, unit_id: str,
@@ -475,18 +482,27 @@ def _roll_back(qdir: Path, txn: str, files: list[dict[str, Any]], root: Path, re
 # ------------------------------------------------------------- discard
 
 def discard(qdir: str | Path, txn_id: str, locked: bool = False) -> None:
-    """Delete the quarantined copies of one unit (purge --discard-copies); manifest stays."""
+    """Delete the quarantined copies of one unit (purge --discard-copies); manifest stays.
+
+    `locked`: the caller already holds QDIR's lock."""
     qdir = Path(qdir)
+    if not locked:
+        with QdirLock(qdir):
+            return discard(qdir, txn_id, locked=True)
     unit = next((u for u in held_units(qdir) if u.txn == txn_id), None)
     if unit is None:
         raise RefusedError(f"{txn_id}: not held in {qdir}")
-    dtxn = new_txn_id(unit.unit)
-    journal(qdir, "begin", dtxn, op="discard", of=txn_id, unit=unit.unit,
-            files=[{"path": f["stored"], "stored": f["stored"]} for f in unit.files], time=utc_now())
+    _discard_copies(qdir, txn_id, unit.unit, [f["stored"] for f in unit.files], unit.size)
+
+
+def _discard_copies(qdir: Path, txn_id: str, unit_id: str, stored: list[str], size: int) -> None:
+    dtxn = new_txn_id(unit_id)
+    journal(qdir, "begin", dtxn, op="discard", of=txn_id, unit=unit_id,
+            files=[{"path": item, "stored": item} for item in stored], time=utc_now())
     _step("discard-begin")
-    _finish_discard(qdir, dtxn, [f["stored"] for f in unit.files])
+    _finish_discard(qdir, dtxn, stored)
     _prune_empty(qdir, txn_id)
-    audit(qdir, "discard", txn=txn_id, unit=unit.unit, files=len(unit.files), bytes=unit.size)
+    audit(qdir, "discard", txn=txn_id, unit=unit_id, files=len(stored), bytes=size)
 
 
 def _finish_discard(qdir: Path, dtxn: str, stored: list[str]) -> None:
@@ -580,7 +596,7 @@ def apply_restore(plan: RestorePlan) -> ApplyResult:
         raise RefusedError(plan.problems[0] + (f" (and {len(plan.problems) - 1} more)" if len(plan.problems) > 1 else ""))
     result = ApplyResult(plan.qdir)
     with QdirLock(plan.qdir):
-        current = {u.txn for u in held_units(plan.qdir)}
+        current = held_txn_ids(plan.qdir)
         for unit in plan.units:
             if unit.txn not in current:
                 result.outcomes.append(UnitOutcome(unit.unit, "gone", why="no longer held (restored meanwhile)"))
@@ -699,7 +715,8 @@ def finish_interrupted(qdir: Path, txn: Txn, mta_config: str | None = None) -> s
             _roll_back(qdir, txn.txn, files, root, reason="interrupted before every file had a verified copy")
             _prune_empty(qdir, txn.txn)
             return "rolled-back"
-        _write_manifest(qdir, txn.txn, begin.get("kind", "quarantine"), begin, None, files, txn.copied)
+        _write_manifest(qdir, txn.txn, begin.get("kind", "quarantine"), begin, None, files, txn.copied,
+                        recovering=True)
         journal(qdir, "manifested", txn.txn)
         how = begin.get("removal", "unlink")
         config = begin.get("config") or mta_config
