@@ -146,11 +146,14 @@ def postfix_release(config: str, ids: list[str]) -> None:
         _postsuper(config, ["-H", "-"], ids)
 
 
-def postfix_delete(config: str, queue_id: str, queue: str) -> None:
-    """`postsuper -d ID QUEUE` (also removes the message's defer/bounce/trace logs)."""
-    done = _postsuper(config, ["-d", "-", queue], [queue_id])
+def postfix_delete(config: str, ids: list[str], queue: str) -> None:
+    """`postsuper -d - QUEUE` for these ids, one call (also removes their defer/bounce/trace logs)."""
+    if not ids:
+        return
+    done = _postsuper(config, ["-d", "-", queue], ids)
     if done.returncode != 0:
-        raise RefusedError(f"postsuper -d {queue_id} failed: {done.stderr.strip()[:300]}")
+        shown = ids[0] if len(ids) == 1 else f"{ids[0]} (+{len(ids) - 1} more)"
+        raise RefusedError(f"postsuper -d {shown} failed: {done.stderr.strip()[:300]}")
 
 
 # ---------------------------------------------------------- per-unit locks

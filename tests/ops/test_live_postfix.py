@@ -197,3 +197,47 @@ def test_a_held_message_whose_defer_log_grows_is_taken_on_the_second_try(postfix
     assert late_line in (tmp_path / "q" / logs[0]["stored"]).read_bytes()
     queued = {m["queue_id"] for m in postfix.postqueue_json()}
     assert victim not in queued and set(ids) - {victim} <= queued
+
+
+def test_a_purge_killed_mid_batch_is_finished_by_recover(postfix: PrivatePostfix, tmp_path: Path,
+                                                          monkeypatch) -> None:
+    """Held units are removed a batch at a time (one postsuper -d). A crash after three
+    units have their copies and manifest lines, before the batch's removal: recover
+    removes those three and releases the hold on the fourth, so nothing is lost, nothing
+    stays on hold, and Postfix agrees."""
+    import importlib
+
+    from queuetool.ops import held_units, make_selection, purge, recover
+
+    quarantine_module = importlib.import_module("queuetool.ops.quarantine")
+    ids = PrivatePostfix.queue_ids(postfix.inject([spam(i) for i in range(4)]))
+    wait_until_deferred(postfix, set(ids))
+
+    class Crash(Exception):
+        pass
+
+    manifested = []
+
+    def crash_on_the_third_manifest(step: str) -> None:
+        if step == "manifested":
+            manifested.append(step)
+            if len(manifested) == 3:
+                raise Crash()
+
+    monkeypatch.setattr(quarantine_module, "CRASH_HOOK", crash_on_the_third_manifest)
+    with pytest.raises(Crash):
+        purge(str(postfix.queue), make_selection(ids=ids), to=tmp_path / "q", apply=True,
+              mta_config=str(postfix.config))
+    monkeypatch.setattr(quarantine_module, "CRASH_HOOK", None)
+    assert {m["queue_name"] for m in postfix.postqueue_json()} == {"hold"}      # all four held, none removed yet
+
+    done = recover(tmp_path / "q", mta_config=str(postfix.config))
+    assert not done.problems and len(done.completed) == 3, done
+    held = {u.unit: u for u in held_units(tmp_path / "q")}
+    listing = {m["queue_id"]: m["queue_name"] for m in postfix.postqueue_json()}
+    assert len(held) == 3 and set(held) | set(listing) == set(ids) and not set(held) & set(listing)
+    assert set(listing.values()) == {"deferred"}                                 # the fourth is released
+    for unit in held.values():
+        for entry in unit.files:
+            stored = (tmp_path / "q" / entry["stored"]).read_bytes()
+            assert hashlib.sha256(stored).hexdigest() == entry["sha256"]
