@@ -82,8 +82,8 @@ def append_line(path: Path, data: dict[str, Any]) -> None:
     append_lines(path, [data])
 
 
-def append_lines(path: Path, items: Sequence[dict[str, Any]]) -> None:
-    """Append JSON lines with one write and one fsync."""
+def append_lines(path: Path, items: Sequence[dict[str, Any]], sync: bool = True) -> None:
+    """Append JSON lines with one write and (unless `sync=False`) one fsync."""
     line = "".join(dumps(data) + "\n" for data in items).encode("ascii")
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
                  | getattr(os, "O_BINARY", 0), 0o600)
@@ -96,7 +96,8 @@ def append_lines(path: Path, items: Sequence[dict[str, Any]]) -> None:
         view = memoryview(line)
         while view:
             view = view[os.write(fd, view):]
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 
@@ -187,6 +188,21 @@ def audit(qdir: Path, event: str, **fields: Any) -> None:
 
 def journal(qdir: Path, entry: str, txn: str, **fields: Any) -> None:
     append_line(Path(qdir) / JOURNAL, {"t": entry, "txn": txn, **fields})
+
+
+PROGRESS_ENTRIES = ("copied", "removed", "placed", "unstored")
+
+
+def journal_progress(qdir: Path, entry: str, txn: str, **fields: Any) -> None:
+    """A progress line, written without its own fsync.
+
+    Losing one in a power cut is harmless: the next synced line of the same file
+    (manifested, commit) makes every earlier one durable first, and until then
+    recovery re-derives the step (an unrecorded copy is rolled back while its
+    original is still there; removals, placements and discards are re-checked).
+    """
+    assert entry in PROGRESS_ENTRIES, entry
+    append_lines(Path(qdir) / JOURNAL, [{"t": entry, "txn": txn, **fields}], sync=False)
 
 
 # ---------------------------------------------------------------- replay

@@ -28,7 +28,8 @@ from .. import fsutil
 from ..model import QueuedMessage
 from .journal import (
     MANIFEST, UNITS, HeldUnit, QdirLock, RefusedError, Txn, append_lines, audit, check_qdir_location,
-    held_txn_ids, held_units, journal, new_txn_id, open_qdir, operator_name, path_fields, read_lines, utc_now,
+    held_txn_ids, held_units, journal, journal_progress, new_txn_id, open_qdir, operator_name, path_fields,
+    read_lines, utc_now,
 )
 from .mta import BusyError, UnitLock, check_postfix_config, postfix_delete, postfix_hold, postfix_release
 from .plan import Plan, PlannedUnit, check_unit_files
@@ -407,7 +408,7 @@ def _copy_unit(qdir: Path, plan: Plan, unit: PlannedUnit, config: str | None,
             dest = _stored_path(qdir, entry["stored"])
             _make_dirs(qdir, os.path.dirname(entry["stored"]))
             copied[rel] = copy_verified(root, rel, dest, fd_for(rel))
-            journal(qdir, "copied", txn, path=rel, **copied[rel])
+            journal_progress(qdir, "copied", txn, path=rel, **copied[rel])
             _step("copied")
     except (ChangedError, FileNotFoundError, RefusedError, fsutil.UnsafePathError) as exc:
         _roll_back(qdir, txn, files, root, reason=str(exc))
@@ -517,7 +518,7 @@ def _remove_originals(qdir: Path, txn: str, root: Path, rels: Sequence[str]) -> 
 def _unlink_journaled(qdir: Path, txn: str, root: Path, rels: Sequence[str]) -> None:
     for rel in rels:
         _unlink(root, rel)
-        journal(qdir, "removed", txn, path=rel)
+        journal_progress(qdir, "removed", txn, path=rel)
         _step("removed")
 
 
@@ -571,7 +572,7 @@ def _finish_discard(qdir: Path, dtxn: str, stored: list[str]) -> None:
             os.unlink(_stored_path(qdir, item))
         except FileNotFoundError:
             pass
-        journal(qdir, "unstored", dtxn, stored=item)
+        journal_progress(qdir, "unstored", dtxn, stored=item)
         _step("unstored")
     journal(qdir, "commit", dtxn, result="discarded")
 
@@ -705,7 +706,7 @@ def _place_all(qdir: Path, rtxn: str, files: list[dict[str, Any]], target: Path)
         dest = fsutil.resolve_inside(target, rel, fresh=True)
         if os.path.lexists(dest):
             if _same_file(dest, entry):
-                journal(qdir, "placed", rtxn, path=rel)
+                journal_progress(qdir, "placed", rtxn, path=rel)
                 continue
             problems.append(f"{dest} exists; not overwritten")
             continue
@@ -736,7 +737,7 @@ def _place_all(qdir: Path, rtxn: str, files: list[dict[str, Any]], target: Path)
             continue
         os.unlink(tmp)
         fsutil.fsync_directory(os.path.dirname(dest))
-        journal(qdir, "placed", rtxn, path=rel)
+        journal_progress(qdir, "placed", rtxn, path=rel)
         _step("placed")
     return problems
 
@@ -758,7 +759,7 @@ def _unstore_all(qdir: Path, rtxn: str, files: list[dict[str, Any]]) -> None:
             os.unlink(_stored_path(qdir, entry["stored"]))
         except FileNotFoundError:
             pass
-        journal(qdir, "unstored", rtxn, stored=entry["stored"])
+        journal_progress(qdir, "unstored", rtxn, stored=entry["stored"])
         _step("unstored")
     fsutil.fsync_directory(qdir / UNITS)
 
