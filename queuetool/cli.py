@@ -416,7 +416,8 @@ def mta_safety_options(func: Callable) -> Callable:
                         help="A domain this server accepts (for --verdict/--campaign scoring); repeatable.")(func)
     func = click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                         help="queuetool.toml with scoring settings.")(func)
-    func = click.option("--jobs", "-j", type=int, default=None, help="Worker processes for the scan.")(func)
+    func = click.option("--jobs", "-j", type=int, default=None,
+                        help="Worker processes for the scan [default: all cores].")(func)
     return func
 
 
@@ -448,7 +449,8 @@ def quarantine_command(spool: Path, mta: str | None, qdir: Path, selection: Any,
     from .ops import quarantine
 
     report = quarantine(spool, qdir, selection, apply=apply, mta=mta, mta_config=mta_config, offline=offline,
-                        jobs=jobs or 1, settings=_ops_settings(local_domains, config_path), logs=list(logs))
+                        jobs=jobs or default_jobs(), settings=_ops_settings(local_domains, config_path),
+                        logs=list(logs), progress=progress_wanted())
     _echo_plan_and_outcome(report, fmt, apply)
 
 
@@ -478,8 +480,8 @@ def purge_command(spool: Path, mta: str | None, qdir: Path | None, selection: An
     from .ops import purge
 
     report = purge(spool, selection, to=qdir, apply=apply, discard_copies=discard_copies, mta=mta,
-                   mta_config=mta_config, offline=offline, jobs=jobs or 1,
-                   settings=_ops_settings(local_domains, config_path), logs=list(logs))
+                   mta_config=mta_config, offline=offline, jobs=jobs or default_jobs(),
+                   settings=_ops_settings(local_domains, config_path), logs=list(logs), progress=progress_wanted())
     _echo_plan_and_outcome(report, fmt, apply)
 
 
@@ -517,7 +519,7 @@ def restore_command(qdir: Path, ids: tuple[str, ...], into: Path | None, apply: 
         if plan.problems:
             sys.exit(EXIT_REFUSED)
         return
-    report = restore(qdir, ids, into=into, apply=True)
+    report = restore(qdir, ids, into=into, apply=True, progress=progress_wanted())
     _echo_outcomes(report, fmt)
 
 

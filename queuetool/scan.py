@@ -192,13 +192,13 @@ def spools_of(source: str | Path | Spool | MultiSpool, mta: str | None = None) -
     return [opened] if isinstance(opened, Spool) else list(opened.spools)
 
 
-def progress_bar(progress: bool, desc: str | None = None):
+def progress_bar(progress: bool, desc: str | None = None, unit: str = "msg", total: int | None = None):
     """A tqdm bar on stderr when asked for, else None."""
     if not progress:
         return None
     from tqdm import tqdm
 
-    return tqdm(unit="msg", file=sys.stderr, dynamic_ncols=True, mininterval=0.5, desc=desc)
+    return tqdm(unit=unit, total=total, file=sys.stderr, dynamic_ncols=True, mininterval=0.5, desc=desc)
 
 
 def _read_batch_task(_context: Any, *args: Any) -> list[QueuedMessage]:

@@ -138,7 +138,7 @@ def check_unit_files(root: Path, files: Sequence[str], *, may_move: bool = False
 
 
 def selected_records(spool: Spool, selection: Selection, *, jobs: int = 1, settings: Any = None,
-                     logs: Sequence[str | Path] = (), now: float | None = None
+                     logs: Sequence[str | Path] = (), now: float | None = None, progress: bool = False
                      ) -> Iterable[tuple[QueuedMessage, list[str] | None]]:
     """(record, reasons) for every record; reasons is None when the selection skips it.
 
@@ -149,11 +149,11 @@ def selected_records(spool: Spool, selection: Selection, *, jobs: int = 1, setti
         from ..analysis import analyze
         from ..config import load_settings
 
-        records = analyze(spool, settings=settings or load_settings(), logs=logs, jobs=jobs)
+        records = analyze(spool, settings=settings or load_settings(), logs=logs, jobs=jobs, progress=progress)
     else:
         from ..scan import scan
 
-        records = scan(spool, jobs=jobs)
+        records = scan(spool, jobs=jobs, progress=progress)
     for record in records:
         yield record, selection.reasons(record, now)
 
@@ -171,8 +171,11 @@ def make_plan(
     settings: Any = None,
     logs: Sequence[str | Path] = (),
     now: float | None = None,
+    progress: bool = False,
 ) -> Plan:
-    """What `op` would do to `source` for `selection` (nothing is changed)."""
+    """What `op` would do to `source` for `selection` (nothing is changed).
+
+    `progress` shows a tqdm bar on stderr for the scan."""
     if selection.is_empty():
         raise SelectionError("no selection given; choose messages with --id, --where, --sender ... "
                              "(every message: --where true)")
@@ -188,7 +191,8 @@ def make_plan(
     owners: dict[str, list[str]] = {}          # file -> ids of every unit listing it (mbox, shared logs)
     by_id: dict[str, int] = {}                 # live Postfix: id -> index in plan.units
     may_move = live.how == "postsuper"
-    for record, reasons in selected_records(spool, selection, jobs=jobs, settings=settings, logs=logs, now=now):
+    for record, reasons in selected_records(spool, selection, jobs=jobs, settings=settings, logs=logs, now=now,
+                                             progress=progress):
         for rel in record.files:
             owners.setdefault(rel, []).append(record.id)
         if reasons is None:

@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .. import fsutil
 from ..model import QueuedMessage
+from ..scan import progress_bar
 from .journal import (
     MANIFEST, UNITS, HeldUnit, QdirLock, RefusedError, Txn, append_lines, audit, check_qdir_location,
     held_txn_ids, held_units, journal, journal_progress, new_txn_id, open_qdir, operator_name, path_fields,
@@ -248,11 +249,12 @@ def apply_plan(
     *,
     discard_copies: bool = False,
     mta_config: str | None = None,
+    progress: bool = False,
 ) -> ApplyResult:
     """Carry out a quarantine or purge plan; returns one outcome per planned unit.
 
     `discard_copies` (purge only) deletes the quarantined copies after the unit is
-    out of the spool; the manifest with hashes stays.
+    out of the spool; the manifest with hashes stays. `progress`: a tqdm bar on stderr.
     """
     qdir = Path(qdir if qdir is not None else plan.qdir)
     if discard_copies and plan.op != "purge":
@@ -273,10 +275,18 @@ def apply_plan(
             config = check_postfix_config(plan.spool_root, mta_config or plan.live.config)
             hold_txn = new_txn_id("postsuper-hold")
             units = _postfix_hold_and_relocate(qdir, hold_txn, plan, units, config, result)
-        if hold_txn is not None:
-            result.outcomes.extend(_quarantine_held_units(qdir, plan, units, config, discard_copies))
-        else:
-            result.outcomes.extend(_quarantine_unit(qdir, plan, unit, config, discard_copies) for unit in units)
+        bar = progress_bar(progress, desc=plan.op, unit="unit", total=len(units))
+        tick = bar.update if bar is not None else _no_tick
+        try:
+            if hold_txn is not None:
+                result.outcomes.extend(_quarantine_held_units(qdir, plan, units, config, discard_copies, tick))
+            else:
+                for unit in units:
+                    result.outcomes.append(_quarantine_unit(qdir, plan, unit, config, discard_copies))
+                    tick(1)
+        finally:
+            if bar is not None:
+                bar.close()
         if hold_txn is not None:
             _retry_held_units_whose_logs_changed(qdir, plan, units, config, result, discard_copies)
             we_held = {u.id for u in units if u.held_from != "hold"}
@@ -441,8 +451,12 @@ def _commit_unit(qdir: Path, plan: Plan, taken: _CopiedUnit, discard_copies: boo
     return UnitOutcome(unit.id, status, len(taken.rels), size, txn)
 
 
+def _no_tick(_n: int) -> None:
+    """Progress callback when no bar is shown."""
+
+
 def _quarantine_held_units(qdir: Path, plan: Plan, units: list[PlannedUnit], config: str,
-                           discard_copies: bool) -> list[UnitOutcome]:
+                           discard_copies: bool, tick: Callable[[int], Any] = _no_tick) -> list[UnitOutcome]:
     """Live Postfix: copy held units a batch at a time, then one `postsuper -d` per batch.
 
     One postsuper run per message cost ~40 ms, most of a purge's time. Batching is safe
@@ -457,10 +471,12 @@ def _quarantine_held_units(qdir: Path, plan: Plan, units: list[PlannedUnit], con
         for unit in units[start:start + HELD_BATCH]:
             if not unit.files or not unit.files[0].path.startswith("hold/"):   # corrupt/, saved/: plain files
                 outcomes.append(_quarantine_unit(qdir, plan, unit, config, discard_copies))
+                tick(1)
                 continue
             copied = _copy_unit(qdir, plan, unit, config, lambda rel: None)
             if isinstance(copied, UnitOutcome):
                 outcomes.append(copied)
+                tick(1)
             else:
                 taken.append((len(outcomes), copied))
                 outcomes.append(None)
@@ -472,6 +488,7 @@ def _quarantine_held_units(qdir: Path, plan: Plan, units: list[PlannedUnit], con
         for index, t in taken:
             _unlink_journaled(qdir, t.txn, root, t.rels)   # postsuper -d removed the logs too; anything left
             outcomes[index] = _commit_unit(qdir, plan, t, discard_copies)
+            tick(1)
     return [o for o in outcomes if o is not None]
 
 
@@ -651,18 +668,27 @@ def plan_restore(qdir: str | Path, ids: Sequence[str] = (), into: str | Path | N
     return plan
 
 
-def apply_restore(plan: RestorePlan) -> ApplyResult:
-    """Put the planned units back; refuses (RefusedError) if the plan has problems."""
+def apply_restore(plan: RestorePlan, progress: bool = False) -> ApplyResult:
+    """Put the planned units back; refuses (RefusedError) if the plan has problems.
+
+    `progress`: a tqdm bar on stderr."""
     if plan.problems:
         raise RefusedError(plan.problems[0] + (f" (and {len(plan.problems) - 1} more)" if len(plan.problems) > 1 else ""))
     result = ApplyResult(plan.qdir)
-    with QdirLock(plan.qdir):
-        current = held_txn_ids(plan.qdir)
-        for unit in plan.units:
-            if unit.txn not in current:
-                result.outcomes.append(UnitOutcome(unit.unit, "gone", why="no longer held (restored meanwhile)"))
-                continue
-            result.outcomes.append(_restore_unit(plan.qdir, unit, plan.targets[unit.txn]))
+    bar = progress_bar(progress, desc="restore", unit="unit", total=len(plan.units))
+    try:
+        with QdirLock(plan.qdir):
+            current = held_txn_ids(plan.qdir)
+            for unit in plan.units:
+                if unit.txn not in current:
+                    result.outcomes.append(UnitOutcome(unit.unit, "gone", why="no longer held (restored meanwhile)"))
+                else:
+                    result.outcomes.append(_restore_unit(plan.qdir, unit, plan.targets[unit.txn]))
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
     return result
 
 
@@ -899,15 +925,19 @@ def default_purge_qdir() -> Path:
 def quarantine(spool: Any, to: str | Path, selection: Any, *, apply: bool = False, op: str = "quarantine",
                discard_copies: bool = False, mta: str | None = None, mta_config: str | None = None,
                offline: bool = False, jobs: int = 1, settings: Any = None,
-               logs: Sequence[str | Path] = (), now: float | None = None) -> OperationReport:
-    """Plan (and with apply=True, carry out) moving the selected units of `spool` into `to`."""
+               logs: Sequence[str | Path] = (), now: float | None = None, progress: bool = False
+               ) -> OperationReport:
+    """Plan (and with apply=True, carry out) moving the selected units of `spool` into `to`.
+
+    `progress`: tqdm bars on stderr for the scan and for the units."""
     from .plan import make_plan
 
     plan = make_plan(spool, selection, op=op, qdir=to, mta=mta, mta_config=mta_config, offline=offline,
-                     jobs=jobs, settings=settings, logs=logs, now=now)
+                     jobs=jobs, settings=settings, logs=logs, now=now, progress=progress)
     report = OperationReport(plan=plan, qdir=Path(to))
     if apply:
-        report.result = apply_plan(plan, to, discard_copies=discard_copies, mta_config=mta_config)
+        report.result = apply_plan(plan, to, discard_copies=discard_copies, mta_config=mta_config,
+                                   progress=progress)
     return report
 
 
@@ -919,10 +949,10 @@ def purge(spool: Any, selection: Any, *, to: str | Path | None = None, apply: bo
 
 
 def restore(qdir: str | Path, ids: Sequence[str] = (), *, into: str | Path | None = None,
-            apply: bool = False) -> OperationReport:
+            apply: bool = False, progress: bool = False) -> OperationReport:
     """Plan (and with apply=True, do) putting held units back; refuses to overwrite."""
     plan = plan_restore(qdir, ids, into)
     report = OperationReport(restore_plan=plan, qdir=Path(qdir))
     if apply:
-        report.result = apply_restore(plan)
+        report.result = apply_restore(plan, progress=progress)
     return report

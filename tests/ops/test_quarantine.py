@@ -127,6 +127,18 @@ def test_purge_never_rereads_its_books_per_unit(tmp_path, multifile_reader, monk
     assert len(list(read_lines(tmp_path / "q" / MANIFEST))) == sum(o.files for o in report.result.outcomes)
 
 
+def test_operations_show_progress_on_request(tmp_path, multifile_reader, capsys) -> None:
+    """A 10^5-unit purge runs for many minutes: the scan and the units each get a bar."""
+    spool = make_multifile_spool(tmp_path / "spool", 7, seed=2)
+    quarantine(spool, tmp_path / "q", make_selection(where="true"), apply=True, progress=True)
+    restore(tmp_path / "q", apply=True, progress=True)
+    err = capsys.readouterr().err
+    assert "7msg" in err.replace(" ", "") and "quarantine:100%" in err.replace(" ", "")
+    assert "7/7" in err and "restore:100%" in err.replace(" ", "")
+    quarantine(spool, tmp_path / "q2", make_selection(where="true"), apply=True)
+    assert capsys.readouterr().err == ""
+
+
 def test_restore_refuses_to_overwrite_and_changes_nothing(tmp_path, multifile_reader) -> None:
     spool = make_multifile_spool(tmp_path / "spool", 4, seed=5)
     qdir = tmp_path / "q"
