@@ -9,9 +9,10 @@ import datetime as _dt
 import math as _math
 import os
 import stat
+import sys
 import time as _time
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
@@ -343,6 +344,34 @@ def fsync_directory(path: Path | str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def filesystem_barrier(path: Path | str) -> Callable[[], None] | None:
+    """A function that makes everything written so far on `path`'s filesystem durable
+    (Linux syncfs(2): data, new directory entries, appended lines), or None where the
+    system has no such call; callers then fsync each file and directory."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs = libc.syncfs
+    except (OSError, AttributeError, ImportError):
+        return None
+    syncfs.argtypes = [ctypes.c_int]
+    target = os.fspath(path)
+
+    def barrier() -> None:
+        fd = os.open(target, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            if syncfs(fd) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"syncfs({target}) failed: {os.strerror(err)}")
+        finally:
+            os.close(fd)
+
+    return barrier
 
 
 def process_alive(pid: int) -> bool:

@@ -182,26 +182,27 @@ class QdirLock:
             self.fd = None
 
 
-def audit(qdir: Path, event: str, **fields: Any) -> None:
-    append_line(Path(qdir) / AUDIT, {"time": utc_now(), "operator": operator_name(), "event": event, **fields})
+def audit(qdir: Path, event: str, *, sync: bool = True, **fields: Any) -> None:
+    """One audit line (`sync=False`: a batch's filesystem barrier makes it durable)."""
+    append_lines(Path(qdir) / AUDIT, [{"time": utc_now(), "operator": operator_name(), "event": event, **fields}],
+                 sync=sync)
 
 
 def journal(qdir: Path, entry: str, txn: str, **fields: Any) -> None:
     append_line(Path(qdir) / JOURNAL, {"t": entry, "txn": txn, **fields})
 
 
-PROGRESS_ENTRIES = ("copied", "removed", "placed", "unstored")
+def journal_unsynced(qdir: Path, entry: str, txn: str, **fields: Any) -> None:
+    """A journal line written without its own fsync; something later makes it durable
+    before anything depends on it.
 
-
-def journal_progress(qdir: Path, entry: str, txn: str, **fields: Any) -> None:
-    """A progress line, written without its own fsync.
-
-    Losing one in a power cut is harmless: the next synced line of the same file
-    (manifested, commit) makes every earlier one durable first, and until then
-    recovery re-derives the step (an unrecorded copy is rolled back while its
-    original is still there; removals, placements and discards are re-checked).
+    Progress lines (copied, removed, placed, unstored) are always written so: the next
+    synced line of the same file (manifested, commit) makes every earlier one durable
+    first, and until then recovery re-derives the step (an unrecorded copy is rolled
+    back while its original is still there; removals, placements and discards are
+    re-checked). A batch writes begin/manifested/commit so too and then runs a
+    filesystem barrier (fsutil.filesystem_barrier) before the next kind of step.
     """
-    assert entry in PROGRESS_ENTRIES, entry
     append_lines(Path(qdir) / JOURNAL, [{"t": entry, "txn": txn, **fields}], sync=False)
 
 

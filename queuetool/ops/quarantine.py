@@ -29,7 +29,7 @@ from ..model import QueueUnit
 from ..scan import progress_bar
 from .journal import (
     MANIFEST, UNITS, HeldUnit, QdirLock, RefusedError, Txn, append_lines, audit, check_qdir_location,
-    held_txn_ids, held_units, journal, journal_progress, new_txn_id, open_qdir, operator_name, path_fields,
+    held_txn_ids, held_units, journal, journal_unsynced, new_txn_id, open_qdir, operator_name, path_fields,
     read_lines, utc_now,
 )
 from .mta import BusyError, UnitLock, check_postfix_config, postfix_delete, postfix_hold, postfix_release
@@ -39,7 +39,7 @@ CHUNK = 1 << 20
 # Postfix queues `postsuper -h` moves to hold; corrupt/saved/hold files are inert and taken as they are
 POSTFIX_HOLDABLE = ("incoming", "active", "deferred")
 HELD_SETTLE_SECONDS = 1.0     # for a delivery attempt under way at postsuper -h to finish
-HELD_BATCH = 200              # held Postfix units removed per postsuper -d run
+BATCH = 200                   # units per disk barrier (and per postsuper -d run on a live Postfix)
 TMP_PREFIX = ".queuetool-"
 
 # Test hooks for fault injection. CRASH_HOOK(step_name) is called at every step;
@@ -100,8 +100,9 @@ def sha256_path(root: Path, rel: str) -> str:
         os.close(fd)
 
 
-def _make_dirs(base: Path, rel_dir: str, mode: int = 0o700) -> None:
-    """mkdir -p base/rel_dir, refusing symlinked components; fsyncs what it creates."""
+def _make_dirs(base: Path, rel_dir: str, mode: int = 0o700, sync: bool = True) -> None:
+    """mkdir -p base/rel_dir, refusing symlinked components; fsyncs what it creates
+    (unless `sync=False`: a filesystem barrier follows)."""
     path = Path(base)
     for part in [p for p in rel_dir.split("/") if p]:
         if part == "..":
@@ -111,14 +112,15 @@ def _make_dirs(base: Path, rel_dir: str, mode: int = 0o700) -> None:
             st = os.lstat(path)
         except FileNotFoundError:
             os.mkdir(path, mode)
-            fsutil.fsync_directory(parent)
+            if sync:
+                fsutil.fsync_directory(parent)
             continue
         if not stat.S_ISDIR(st.st_mode):
             raise fsutil.UnsafePathError(f"{path} is not a directory (symlink?); not followed")
 
 
-def _write_new(path: str, chunks: Iterable[bytes]) -> str:
-    """Create `path` (must not exist), write, fsync; returns the sha256 written."""
+def _write_new(path: str, chunks: Iterable[bytes], sync: bool = True) -> str:
+    """Create `path` (must not exist), write, fsync (unless `sync=False`); returns the sha256 written."""
     digest = hashlib.sha256()
     out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
                   | getattr(os, "O_BINARY", 0), 0o600)
@@ -128,7 +130,8 @@ def _write_new(path: str, chunks: Iterable[bytes]) -> str:
             view = memoryview(chunk)
             while view:
                 view = view[os.write(out, view):]
-        os.fsync(out)
+        if sync:
+            os.fsync(out)
     finally:
         os.close(out)
     return digest.hexdigest()
@@ -145,11 +148,12 @@ def _set_meta(path: str, facts: dict[str, Any]) -> None:
     os.utime(path, ns=(mtime_ns, mtime_ns))
 
 
-def copy_verified(root: Path, rel: str, dest: Path, fd: int | None = None) -> dict[str, Any]:
+def copy_verified(root: Path, rel: str, dest: Path, fd: int | None = None, sync: bool = True) -> dict[str, Any]:
     """Copy root/rel to dest (new file) with mode and mtime; fsync; verify by re-reading.
 
     Returns the facts the manifest and the later re-check need. `fd` is an already
-    open (locked) descriptor of the source to read through.
+    open (locked) descriptor of the source to read through. `sync=False` leaves the
+    fsyncs to a filesystem barrier the caller runs before anything depends on the copy.
     """
     own = fd is None
     if own:
@@ -157,7 +161,7 @@ def copy_verified(root: Path, rel: str, dest: Path, fd: int | None = None) -> di
     else:
         st = os.fstat(fd)
     try:
-        written = _write_new(os.fspath(dest), _chunks(fd))
+        written = _write_new(os.fspath(dest), _chunks(fd), sync)
         after = os.fstat(fd)
     finally:
         if own:
@@ -171,7 +175,8 @@ def copy_verified(root: Path, rel: str, dest: Path, fd: int | None = None) -> di
         "ino": st.st_ino, "dev": st.st_dev,
     }
     _set_meta(os.fspath(dest), {**facts, "uid": None})
-    fsutil.fsync_directory(dest.parent)
+    if sync:
+        fsutil.fsync_directory(dest.parent)
     check_fd = os.open(dest, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
     try:
         if sha256_fd(check_fd) != written:
@@ -196,13 +201,16 @@ def recheck_original(root: Path, rel: str, facts: dict[str, Any], fd: int | None
         raise ChangedError(f"{rel}: content changed since it was copied")
 
 
-def _unlink(root: Path, rel: str) -> None:
+def _unlink(root: Path, rel: str, sync: bool = True) -> str | None:
+    """Unlink root/rel; returns its directory (fsynced unless `sync=False`), None if it was gone."""
     path = fsutil.resolve_inside(root, rel, fresh=True)
     try:
         os.unlink(path)
     except FileNotFoundError:
-        return
-    fsutil.fsync_directory(os.path.dirname(path))
+        return None
+    if sync:
+        fsutil.fsync_directory(os.path.dirname(path))
+    return os.path.dirname(path)
 
 
 def _stored_path(qdir: Path, stored: str) -> Path:
@@ -278,8 +286,8 @@ def apply_plan(
         bar = progress_bar(progress, desc=plan.op, unit="unit", total=len(units))
         tick = bar.update if bar is not None else _no_tick
         try:
-            if hold_txn is not None:
-                result.outcomes.extend(_quarantine_held_units(qdir, plan, units, config, discard_copies, tick))
+            if plan.live.how in ("unlink", "postsuper"):
+                result.outcomes.extend(_quarantine_batched(qdir, plan, units, config, discard_copies, tick))
             else:
                 for unit in units:
                     result.outcomes.append(_quarantine_unit(qdir, plan, unit, config, discard_copies))
@@ -373,13 +381,13 @@ def _retry_held_units_whose_logs_changed(qdir: Path, plan: Plan, units: list[Pla
         if problem:
             continue
         retried.append(dataclasses.replace(unit, files=files))
-    for outcome in _quarantine_held_units(qdir, plan, retried, config, discard_copies):
+    for outcome in _quarantine_batched(qdir, plan, retried, config, discard_copies):
         result.outcomes = [o for o in result.outcomes if o.id != outcome.id] + [outcome]
 
 
 @dataclass
 class _CopiedUnit:
-    """A unit whose files all have verified copies and manifest lines: ready for removal."""
+    """A unit whose files all have copies (verified, maybe not yet synced)."""
 
     unit: PlannedUnit
     txn: str
@@ -390,118 +398,168 @@ class _CopiedUnit:
 
 def _quarantine_unit(qdir: Path, plan: Plan, unit: PlannedUnit, config: str | None,
                      discard_copies: bool) -> UnitOutcome:
+    """One unit, under the MTA's lock where it has one (Exim, Sendmail), synced step by step."""
     rels = [f.path for f in unit.files]
     try:
         with UnitLock(plan.spool_root, plan.live.how, unit.id, rels) as lock:
-            taken = _copy_unit(qdir, plan, unit, config, lock.fd_for)
+            taken = _copy_files(qdir, plan, unit, config, lock.fd_for, sync=True)
+            if isinstance(taken, _CopiedUnit):
+                taken = _recheck_and_manifest(qdir, plan, taken, lock.fd_for, sync=True) or taken
             if isinstance(taken, UnitOutcome):
                 return taken
             _remove_originals(qdir, taken.txn, plan.spool_root, rels)
     except BusyError as exc:
         return UnitOutcome(unit.id, "busy", len(rels), unit.bytes, None, str(exc))
-    return _commit_unit(qdir, plan, taken, discard_copies)
+    outcome = _commit_unit(qdir, plan, taken)
+    _step("commit")
+    return _discard_if_asked(qdir, taken, outcome, discard_copies)
 
 
-def _copy_unit(qdir: Path, plan: Plan, unit: PlannedUnit, config: str | None,
-               fd_for: Callable[[str], int | None]) -> _CopiedUnit | UnitOutcome:
-    """begin, verified copies, re-check of the originals, manifest; or a rolled-back outcome."""
+def _no_fd(_rel: str) -> None:
+    return None
+
+
+def _copy_files(qdir: Path, plan: Plan, unit: PlannedUnit, config: str | None,
+                fd_for: Callable[[str], int | None], sync: bool) -> _CopiedUnit | UnitOutcome:
+    """begin, then a verified copy of every file; or a rolled-back outcome."""
     root = plan.spool_root
     rels = [f.path for f in unit.files]
     orig = unit.paths_before_hold
     txn = new_txn_id(unit.id)
     files = [{**path_fields(rel), "orig": orig.get(rel, rel), "stored": f"{UNITS}/{txn}/{rel}"} for rel in rels]
-    journal(qdir, "begin", txn, op="quarantine", kind=plan.op, spool=str(root), mta=plan.mta,
-            unit=unit.id, queue=unit.held_from or unit.queue, removal=plan.live.how, config=config,
-            files=files, reasons=unit.reasons, selection=plan.selection,
-            operator=operator_name(), time=utc_now())
+    (journal if sync else journal_unsynced)(
+        qdir, "begin", txn, op="quarantine", kind=plan.op, spool=str(root), mta=plan.mta,
+        unit=unit.id, queue=unit.held_from or unit.queue, removal=plan.live.how, config=config,
+        files=files, reasons=unit.reasons, selection=plan.selection, operator=operator_name(), time=utc_now())
     _step("begin")
     copied: dict[str, dict[str, Any]] = {}
     try:
         for entry in files:
             rel = entry["path"]
             dest = _stored_path(qdir, entry["stored"])
-            _make_dirs(qdir, os.path.dirname(entry["stored"]))
-            copied[rel] = copy_verified(root, rel, dest, fd_for(rel))
-            journal_progress(qdir, "copied", txn, path=rel, **copied[rel])
+            _make_dirs(qdir, os.path.dirname(entry["stored"]), sync=sync)
+            copied[rel] = copy_verified(root, rel, dest, fd_for(rel), sync=sync)
+            journal_unsynced(qdir, "copied", txn, path=rel, **copied[rel])
             _step("copied")
     except (ChangedError, FileNotFoundError, RefusedError, fsutil.UnsafePathError) as exc:
         _roll_back(qdir, txn, files, root, reason=str(exc))
         return UnitOutcome(unit.id, "skipped", len(rels), unit.bytes, txn, f"rolled back: {exc}")
-    try:
-        for rel in rels:
-            recheck_original(root, rel, copied[rel], fd_for(rel))
-    except (ChangedError, FileNotFoundError, fsutil.UnsafePathError) as exc:
-        _roll_back(qdir, txn, files, root, reason=str(exc))
-        return UnitOutcome(unit.id, "skipped", len(rels), unit.bytes, txn, f"rolled back: {exc}")
-    # the manifest names only units that go on to removal: one rolled back above has no lines
-    _write_manifest(qdir, txn, plan.op, plan, unit, files, copied)
-    journal(qdir, "manifested", txn)
-    _step("manifested")
     return _CopiedUnit(unit, txn, rels, files, copied)
 
 
-def _commit_unit(qdir: Path, plan: Plan, taken: _CopiedUnit, discard_copies: bool) -> UnitOutcome:
-    """The originals are gone: commit, audit, and for --discard-copies drop the copies."""
+def _recheck_and_manifest(qdir: Path, plan: Plan, taken: _CopiedUnit, fd_for: Callable[[str], int | None],
+                          sync: bool) -> UnitOutcome | None:
+    """Re-check every original against its copy, then write the manifest lines; or roll back."""
+    root = plan.spool_root
+    try:
+        for rel in taken.rels:
+            recheck_original(root, rel, taken.copied[rel], fd_for(rel))
+    except (ChangedError, FileNotFoundError, fsutil.UnsafePathError) as exc:
+        _roll_back(qdir, taken.txn, taken.files, root, reason=str(exc))
+        return UnitOutcome(taken.unit.id, "skipped", len(taken.rels), taken.unit.bytes, taken.txn,
+                           f"rolled back: {exc}")
+    # the manifest names only units that go on to removal: one rolled back above has no lines
+    _write_manifest(qdir, taken.txn, plan.op, plan, taken.unit, taken.files, taken.copied, sync=sync)
+    (journal if sync else journal_unsynced)(qdir, "manifested", taken.txn)
+    _step("manifested")
+    return None
+
+
+def _commit_unit(qdir: Path, plan: Plan, taken: _CopiedUnit, sync: bool = True) -> UnitOutcome:
+    """The originals are gone: commit and audit (synced unless a batch syncs them together)."""
     unit, txn = taken.unit, taken.txn
     size = sum(c["size"] for c in taken.copied.values())
-    journal(qdir, "commit", txn, result="quarantined")
-    status = "purged" if plan.op == "purge" else "quarantined"
-    audit(qdir, plan.op, txn=txn, unit=unit.id, mta=plan.mta, spool=str(plan.spool_root), files=len(taken.rels),
-          bytes=size, reasons=unit.reasons)
-    _step("commit")
-    if discard_copies:   # the unit just committed: its copies are known, no journal replay
-        _discard_copies(qdir, txn, unit.id, [entry["stored"] for entry in taken.files], size)
-        status = "discarded"
-    return UnitOutcome(unit.id, status, len(taken.rels), size, txn)
+    (journal if sync else journal_unsynced)(qdir, "commit", txn, result="quarantined")
+    audit(qdir, plan.op, sync=sync, txn=txn, unit=unit.id, mta=plan.mta, spool=str(plan.spool_root),
+          files=len(taken.rels), bytes=size, reasons=unit.reasons)
+    return UnitOutcome(unit.id, "purged" if plan.op == "purge" else "quarantined", len(taken.rels), size, txn)
+
+
+def _discard_if_asked(qdir: Path, taken: _CopiedUnit, outcome: UnitOutcome, discard_copies: bool) -> UnitOutcome:
+    """purge --discard-copies: drop the copies of a unit whose commit is on disk."""
+    if not discard_copies:
+        return outcome
+    _discard_copies(qdir, taken.txn, taken.unit.id, [entry["stored"] for entry in taken.files], outcome.bytes)
+    return dataclasses.replace(outcome, status="discarded")
 
 
 def _no_tick(_n: int) -> None:
     """Progress callback when no bar is shown."""
 
 
-def _quarantine_held_units(qdir: Path, plan: Plan, units: list[PlannedUnit], config: str,
-                           discard_copies: bool, tick: Callable[[int], Any] = _no_tick) -> list[UnitOutcome]:
-    """Live Postfix: copy held units a batch at a time, then one `postsuper -d` per batch.
+def _quarantine_batched(qdir: Path, plan: Plan, units: list[PlannedUnit], config: str | None,
+                        discard_copies: bool, tick: Callable[[int], Any] = _no_tick) -> list[UnitOutcome]:
+    """Units with no per-unit MTA lock (plain files, a live Postfix's held units), BATCH at a time.
 
-    One postsuper run per message cost ~40 ms, most of a purge's time. Batching is safe
-    because Postfix delivers nothing from hold/: between a unit's re-check and the
-    batch's removal only a late log write can happen (postsuper -d removes the log too).
-    A crash leaves manifested, uncommitted units, which `recover` completes.
+    Each unit keeps its own journaled transaction and its order of steps (copies, re-check,
+    manifest, removal, commit); what is shared is the waiting for the disk. With syncfs(2)
+    (Linux) one call makes a whole batch's copies, directories and journal lines durable
+    before any manifest is relied on, one more before any original is removed, and the
+    commits are synced together: ~11 fsyncs per unit become a handful per batch. Without
+    it every step syncs as the per-unit path does. A live Postfix's held units are removed
+    with one `postsuper -d` per batch: Postfix delivers nothing from hold/, so between a
+    unit's re-check and its removal only a late log write can happen (postsuper -d removes
+    the log too). A crash leaves uncommitted units that `recover` completes or rolls back.
     """
     root = plan.spool_root
+    barrier = fsutil.filesystem_barrier(qdir)
+    sync = barrier is None
+    live_postfix = plan.live.how == "postsuper"
     outcomes: list[UnitOutcome | None] = []
-    for start in range(0, len(units), HELD_BATCH):
-        taken: list[tuple[int, _CopiedUnit]] = []
-        for unit in units[start:start + HELD_BATCH]:
-            if not unit.files or not unit.files[0].path.startswith("hold/"):   # corrupt/, saved/: plain files
-                outcomes.append(_quarantine_unit(qdir, plan, unit, config, discard_copies))
+    for start in range(0, len(units), BATCH):
+        copied: list[tuple[int, _CopiedUnit]] = []
+        for unit in units[start:start + BATCH]:
+            if live_postfix and not (unit.files and unit.files[0].path.startswith("hold/")):
+                outcomes.append(_quarantine_unit(qdir, plan, unit, config, discard_copies))   # corrupt/, saved/
                 tick(1)
                 continue
-            copied = _copy_unit(qdir, plan, unit, config, lambda rel: None)
-            if isinstance(copied, UnitOutcome):
-                outcomes.append(copied)
+            taken = _copy_files(qdir, plan, unit, config, _no_fd, sync=sync)
+            if isinstance(taken, UnitOutcome):
+                outcomes.append(taken)
                 tick(1)
             else:
-                taken.append((len(outcomes), copied))
+                copied.append((len(outcomes), taken))
                 outcomes.append(None)
-        if not taken:
+        if barrier is not None and copied:
+            barrier()                   # copies, their directories, begin/copied lines
+        ready: list[tuple[int, _CopiedUnit]] = []
+        for index, taken in copied:
+            refused = _recheck_and_manifest(qdir, plan, taken, _no_fd, sync=sync)
+            if refused is None:
+                ready.append((index, taken))
+            else:
+                outcomes[index] = refused
+                tick(1)
+        if not ready:
             continue
-        still_held = [t.unit.id for _i, t in taken
-                      if os.path.lexists(fsutil.resolve_inside(root, t.rels[0], fresh=True))]
-        postfix_delete(config, still_held, "hold")
-        for index, t in taken:
-            _unlink_journaled(qdir, t.txn, root, t.rels)   # postsuper -d removed the logs too; anything left
-            outcomes[index] = _commit_unit(qdir, plan, t, discard_copies)
+        if barrier is not None:
+            barrier()                   # manifest lines and manifested marks, before any removal
+        if live_postfix:
+            postfix_delete(config, [t.unit.id for _i, t in ready
+                                    if os.path.lexists(fsutil.resolve_inside(root, t.rels[0], fresh=True))], "hold")
+        emptied: set[str] = set()
+        for _index, taken in ready:     # postsuper -d removed the held ones and their logs; anything left
+            emptied.update(_remove_originals(qdir, taken.txn, root, taken.rels, sync=sync))
+        for directory in sorted(emptied):
+            fsutil.fsync_directory(directory)
+        done = []
+        for index, taken in ready:
+            done.append((index, taken, _commit_unit(qdir, plan, taken, sync=sync)))
+            _step("commit")
+        if barrier is not None:
+            barrier()                   # the commits, before any copy is discarded
+        for index, taken, outcome in done:
+            outcomes[index] = _discard_if_asked(qdir, taken, outcome, discard_copies)
             tick(1)
     return [o for o in outcomes if o is not None]
 
 
 def _write_manifest(qdir: Path, txn: str, op: str, plan_or_begin: Any, unit: Any,
                     files: list[dict[str, Any]], copied: dict[str, dict[str, Any]],
-                    recovering: bool = False) -> None:
-    """One manifest line per file, with one fsync. `recovering`: a crash may have left
-    some of this txn's lines already; skip those (this reads the whole manifest, so only
-    recovery does it)."""
+                    recovering: bool = False, sync: bool = True) -> None:
+    """One manifest line per file, with one fsync (`sync=False`: a barrier follows).
+    `recovering`: a crash may have left some of this txn's lines already; skip those
+    (this reads the whole manifest, so only recovery does it)."""
     done = {(line.get("txn"), line.get("source")) for line in read_lines(qdir / MANIFEST)} if recovering else set()
     begin = plan_or_begin if isinstance(plan_or_begin, dict) else None
     lines = []
@@ -527,20 +585,24 @@ def _write_manifest(qdir: Path, txn: str, op: str, plan_or_begin: Any, unit: Any
         line.update(txn=txn, time=utc_now(), operator=operator_name())
         lines.append(line)
     if lines:
-        append_lines(qdir / MANIFEST, lines)
+        append_lines(qdir / MANIFEST, lines, sync=sync)
 
 
-def _remove_originals(qdir: Path, txn: str, root: Path, rels: Sequence[str]) -> None:
+def _remove_originals(qdir: Path, txn: str, root: Path, rels: Sequence[str], sync: bool = True) -> set[str]:
     """Unlink the unit's files, dependent files first and the main file (the one the MTA
-    scans for) last, journaling each."""
-    _unlink_journaled(qdir, txn, root, list(rels[1:]) + list(rels[:1]))
+    scans for) last, journaling each; returns their directories (fsynced unless `sync=False`)."""
+    return _unlink_journaled(qdir, txn, root, list(rels[1:]) + list(rels[:1]), sync)
 
 
-def _unlink_journaled(qdir: Path, txn: str, root: Path, rels: Sequence[str]) -> None:
+def _unlink_journaled(qdir: Path, txn: str, root: Path, rels: Sequence[str], sync: bool = True) -> set[str]:
+    emptied = set()
     for rel in rels:
-        _unlink(root, rel)
-        journal_progress(qdir, "removed", txn, path=rel)
+        directory = _unlink(root, rel, sync)
+        if directory is not None:
+            emptied.add(directory)
+        journal_unsynced(qdir, "removed", txn, path=rel)
         _step("removed")
+    return emptied
 
 
 def _roll_back(qdir: Path, txn: str, files: list[dict[str, Any]], root: Path, reason: str) -> None:
@@ -593,7 +655,7 @@ def _finish_discard(qdir: Path, dtxn: str, stored: list[str]) -> None:
             os.unlink(_stored_path(qdir, item))
         except FileNotFoundError:
             pass
-        journal_progress(qdir, "unstored", dtxn, stored=item)
+        journal_unsynced(qdir, "unstored", dtxn, stored=item)
         _step("unstored")
     journal(qdir, "commit", dtxn, result="discarded")
 
@@ -736,7 +798,7 @@ def _place_all(qdir: Path, rtxn: str, files: list[dict[str, Any]], target: Path)
         dest = fsutil.resolve_inside(target, rel, fresh=True)
         if os.path.lexists(dest):
             if _same_file(dest, entry):
-                journal_progress(qdir, "placed", rtxn, path=rel)
+                journal_unsynced(qdir, "placed", rtxn, path=rel)
                 continue
             problems.append(f"{dest} exists; not overwritten")
             continue
@@ -767,7 +829,7 @@ def _place_all(qdir: Path, rtxn: str, files: list[dict[str, Any]], target: Path)
             continue
         os.unlink(tmp)
         fsutil.fsync_directory(os.path.dirname(dest))
-        journal_progress(qdir, "placed", rtxn, path=rel)
+        journal_unsynced(qdir, "placed", rtxn, path=rel)
         _step("placed")
     return problems
 
@@ -789,7 +851,7 @@ def _unstore_all(qdir: Path, rtxn: str, files: list[dict[str, Any]]) -> None:
             os.unlink(_stored_path(qdir, entry["stored"]))
         except FileNotFoundError:
             pass
-        journal_progress(qdir, "unstored", rtxn, stored=entry["stored"])
+        journal_unsynced(qdir, "unstored", rtxn, stored=entry["stored"])
         _step("unstored")
     fsutil.fsync_directory(qdir / UNITS)
 

@@ -201,10 +201,10 @@ def test_a_held_message_whose_defer_log_grows_is_taken_on_the_second_try(postfix
 
 def test_a_purge_killed_mid_batch_is_finished_by_recover(postfix: PrivatePostfix, tmp_path: Path,
                                                           monkeypatch) -> None:
-    """Held units are removed a batch at a time (one postsuper -d). A crash after three
-    units have their copies and manifest lines, before the batch's removal: recover
-    removes those three and releases the hold on the fourth, so nothing is lost, nothing
-    stays on hold, and Postfix agrees."""
+    """Held units are copied a batch at a time, then removed with one postsuper -d. A crash
+    while the third unit is being copied: recover completes the two units that have every
+    copy, rolls back the third, and releases the hold on it and the fourth. Nothing is
+    lost, nothing stays on hold, and Postfix agrees."""
     import importlib
 
     from queuetool.ops import held_units, make_selection, purge, recover
@@ -216,15 +216,16 @@ def test_a_purge_killed_mid_batch_is_finished_by_recover(postfix: PrivatePostfix
     class Crash(Exception):
         pass
 
-    manifested = []
+    copies = []
 
-    def crash_on_the_third_manifest(step: str) -> None:
-        if step == "manifested":
-            manifested.append(step)
-            if len(manifested) == 3:
+    def crash_on_the_fifth_copy(step: str) -> None:
+        """Each unit has two files (queue file, defer log): the fifth copy is the third unit's first."""
+        if step == "copied":
+            copies.append(step)
+            if len(copies) == 5:
                 raise Crash()
 
-    monkeypatch.setattr(quarantine_module, "CRASH_HOOK", crash_on_the_third_manifest)
+    monkeypatch.setattr(quarantine_module, "CRASH_HOOK", crash_on_the_fifth_copy)
     with pytest.raises(Crash):
         purge(str(postfix.queue), make_selection(ids=ids), to=tmp_path / "q", apply=True,
               mta_config=str(postfix.config))
@@ -232,11 +233,11 @@ def test_a_purge_killed_mid_batch_is_finished_by_recover(postfix: PrivatePostfix
     assert {m["queue_name"] for m in postfix.postqueue_json()} == {"hold"}      # all four held, none removed yet
 
     done = recover(tmp_path / "q", mta_config=str(postfix.config))
-    assert not done.problems and len(done.completed) == 3, done
+    assert not done.problems and len(done.completed) == 2 and len(done.rolled_back) == 2, done  # + the hold
     held = {u.unit: u for u in held_units(tmp_path / "q")}
     listing = {m["queue_id"]: m["queue_name"] for m in postfix.postqueue_json()}
-    assert len(held) == 3 and set(held) | set(listing) == set(ids) and not set(held) & set(listing)
-    assert set(listing.values()) == {"deferred"}                                 # the fourth is released
+    assert len(held) == 2 and set(held) | set(listing) == set(ids) and not set(held) & set(listing)
+    assert set(listing.values()) == {"deferred"}                                 # the other two are released
     for unit in held.values():
         for entry in unit.files:
             stored = (tmp_path / "q" / entry["stored"]).read_bytes()

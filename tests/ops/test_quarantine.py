@@ -139,6 +139,49 @@ def test_operations_show_progress_on_request(tmp_path, multifile_reader, capsys)
     assert capsys.readouterr().err == ""
 
 
+def test_batches_wait_for_the_disk_before_each_kind_of_step(tmp_path, multifile_reader, monkeypatch) -> None:
+    """Units without an MTA lock go BATCH at a time. Whatever the barrier, the order must be:
+    every copy, a barrier, every re-check and manifest line, a barrier, removals, commits,
+    a barrier, and only then discards. And the disk is waited for per batch, not per file."""
+    qmod = importlib.import_module("queuetool.ops.quarantine")
+    fsutil = importlib.import_module("queuetool.fsutil")
+    events: list[str] = []
+
+    def recording(name, real):
+        def wrapper(*args, **kwargs):
+            events.append(name)
+            return real(*args, **kwargs)
+        return wrapper
+
+    real_barrier = fsutil.filesystem_barrier
+
+    def barrier_factory(path):
+        barrier = real_barrier(path) or (lambda: None)
+        return recording("barrier", barrier)
+
+    monkeypatch.setattr(qmod, "BATCH", 10)
+    monkeypatch.setattr(qmod.fsutil, "filesystem_barrier", barrier_factory)
+    for name in ("copy_verified", "_write_manifest", "_unlink", "_commit_unit", "_discard_copies"):
+        monkeypatch.setattr(qmod, name, recording(name, getattr(qmod, name)))
+    monkeypatch.setattr(os, "fsync", recording("fsync", os.fsync))
+    spool = make_multifile_spool(tmp_path / "spool", 25, seed=9)
+    before = byte_multiset(spool.root, tmp_path / "q")
+    report = purge(spool, make_selection(where="true"), to=tmp_path / "q", apply=True, discard_copies=True)
+    assert [o.status for o in report.result.outcomes] == ["discarded"] * 25
+    steps = [e for e in events if e != "fsync"]
+    collapsed = [e for i, e in enumerate(steps) if i == 0 or e != steps[i - 1]]
+    batch = ["copy_verified", "barrier", "_write_manifest", "barrier", "_unlink", "_commit_unit", "barrier",
+             "_discard_copies"]
+    assert collapsed == batch * 3, collapsed
+    assert byte_multiset(spool.root, tmp_path / "q") <= before    # discarded copies are the only bytes gone
+
+    events.clear()
+    quarantine(make_multifile_spool(tmp_path / "spool2", 25, seed=9), tmp_path / "q2", make_selection(where="true"),
+               apply=True)
+    if real_barrier(tmp_path) is not None:          # Linux: syncfs replaces the per-file fsyncs
+        assert events.count("fsync") < 25 and events.count("barrier") == 9, events.count("fsync")
+
+
 def test_restore_refuses_to_overwrite_and_changes_nothing(tmp_path, multifile_reader) -> None:
     spool = make_multifile_spool(tmp_path / "spool", 4, seed=5)
     qdir = tmp_path / "q"
