@@ -292,6 +292,9 @@ def apply_plan(
                 for unit in units:
                     result.outcomes.append(_quarantine_unit(qdir, plan, unit, config, discard_copies))
                     tick(1)
+        except (RefusedError, OSError) as exc:   # a tool or the disk failed with units under way
+            raise RefusedError(f"{exc}; stopped with units under way: run `queuetool recover {qdir}` "
+                               "to finish or roll them back") from exc
         finally:
             if bar is not None:
                 bar.close()

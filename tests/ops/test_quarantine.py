@@ -182,6 +182,31 @@ def test_batches_wait_for_the_disk_before_each_kind_of_step(tmp_path, multifile_
         assert events.count("fsync") < 25 and events.count("barrier") == 9, events.count("fsync")
 
 
+def test_a_disk_error_mid_batch_says_to_recover_and_recover_finishes(tmp_path, multifile_reader,
+                                                                     monkeypatch) -> None:
+    import errno
+
+    qmod = importlib.import_module("queuetool.ops.quarantine")
+    real_copy = qmod.copy_verified
+    calls = []
+
+    def failing_disk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 9:
+            raise OSError(errno.EIO, "Input/output error")
+        return real_copy(*args, **kwargs)
+
+    monkeypatch.setattr(qmod, "copy_verified", failing_disk)
+    spool = make_multifile_spool(tmp_path / "spool", 8, seed=4)
+    before = byte_multiset(spool.root, tmp_path / "q")
+    with pytest.raises(RefusedError, match=r"Input/output error; stopped with units under way: run `queuetool recover"):
+        quarantine(spool, tmp_path / "q", make_selection(where="true"), apply=True)
+    monkeypatch.setattr(qmod, "copy_verified", real_copy)
+    assert byte_multiset(spool.root, tmp_path / "q") >= before          # nothing lost (partial copies may exist)
+    assert not recover(tmp_path / "q").problems
+    assert byte_multiset(spool.root, tmp_path / "q") == before          # nothing lost, nothing doubled
+
+
 def test_restore_refuses_to_overwrite_and_changes_nothing(tmp_path, multifile_reader) -> None:
     spool = make_multifile_spool(tmp_path / "spool", 4, seed=5)
     qdir = tmp_path / "q"
