@@ -65,7 +65,9 @@ def assert_nothing_lost_or_doubled(spool_root: Path, qdir: Path, before: dict, d
     assert not missing, f"lost: {sorted(missing)}"
 
 
-def test_quarantine_killed_at_every_step_then_recovered(tmp_path, monkeypatch, multifile_reader) -> None:
+@pytest.mark.parametrize("batch", [200, 3], ids=["one-batch", "batches-of-3"])
+def test_quarantine_killed_at_every_step_then_recovered(tmp_path, monkeypatch, multifile_reader, batch) -> None:
+    monkeypatch.setattr(qmod, "BATCH", batch)       # crashes on both sides of a batch boundary
     probe = make_multifile_spool(tmp_path / "probe", 4, seed=1)
     total = count_steps(monkeypatch, lambda: quarantine(probe, tmp_path / "probe-q", make_selection(where="true"),
                                                         apply=True))
@@ -109,7 +111,9 @@ def test_restore_killed_at_every_step_then_recovered(tmp_path, monkeypatch, mult
         assert file_table(spool.root) == before
 
 
-def test_purge_with_discard_killed_at_every_step(tmp_path, monkeypatch, multifile_reader) -> None:
+@pytest.mark.parametrize("batch", [200, 2], ids=["one-batch", "batches-of-2"])
+def test_purge_with_discard_killed_at_every_step(tmp_path, monkeypatch, multifile_reader, batch) -> None:
+    monkeypatch.setattr(qmod, "BATCH", batch)
     probe = make_multifile_spool(tmp_path / "probe", 3, seed=4)
     total = count_steps(monkeypatch, lambda: purge(probe, make_selection(where="true"), to=tmp_path / "pq",
                                                    apply=True, discard_copies=True))
