@@ -740,28 +740,64 @@ def plan_restore(qdir: str | Path, ids: Sequence[str] = (), into: str | Path | N
 def apply_restore(plan: RestorePlan, progress: bool = False) -> ApplyResult:
     """Put the planned units back; refuses (RefusedError) if the plan has problems.
 
-    `progress`: a tqdm bar on stderr."""
+    Units go BATCH at a time, like a quarantine: every placement of the batch, one disk
+    barrier on each filesystem involved (the spools and QDIR), then the copies leave QDIR
+    and the commits are written, and a last barrier. Where the system has no barrier
+    call every step syncs as it goes. `progress`: a tqdm bar on stderr."""
     if plan.problems:
         raise RefusedError(plan.problems[0] + (f" (and {len(plan.problems) - 1} more)" if len(plan.problems) > 1 else ""))
     result = ApplyResult(plan.qdir)
     bar = progress_bar(progress, desc="restore", unit="unit", total=len(plan.units))
+    barriers = _barriers([plan.qdir, *{str(target) for target in plan.targets.values()}])
+    sync = barriers is None
     try:
         with QdirLock(plan.qdir):
             current = held_txn_ids(plan.qdir)
-            for unit in plan.units:
-                if unit.txn not in current:
-                    result.outcomes.append(UnitOutcome(unit.unit, "gone", why="no longer held (restored meanwhile)"))
-                else:
-                    result.outcomes.append(_restore_unit(plan.qdir, unit, plan.targets[unit.txn]))
+            for start in range(0, len(plan.units), BATCH):
+                placed: list[tuple[int, HeldUnit, str, list[dict[str, Any]], list[str]]] = []
+                for unit in plan.units[start:start + BATCH]:
+                    if unit.txn not in current:
+                        result.outcomes.append(UnitOutcome(unit.unit, "gone", why="no longer held (restored meanwhile)"))
+                        continue
+                    outcome_or_placed = _place_unit(plan.qdir, unit, plan.targets[unit.txn], sync)
+                    if isinstance(outcome_or_placed, UnitOutcome):
+                        result.outcomes.append(outcome_or_placed)
+                    else:
+                        placed.append((len(result.outcomes), unit, *outcome_or_placed))
+                        result.outcomes.append(UnitOutcome(unit.unit, "placed"))   # replaced below
+                for barrier in barriers or ():
+                    barrier()           # the placed files (and begin lines) are on disk before copies go
+                for index, unit, rtxn, files, moved in placed:
+                    result.outcomes[index] = _finish_restore(plan.qdir, unit, plan.targets[unit.txn], rtxn, files,
+                                                             moved, sync)
+                for barrier in barriers or ():
+                    barrier()
                 if bar is not None:
-                    bar.update(1)
+                    bar.update(min(BATCH, len(plan.units) - start))
+    except (RefusedError, OSError) as exc:   # the disk failed with units under way
+        raise RefusedError(f"{exc}; stopped with units under way: run `queuetool recover {plan.qdir}` "
+                           "to finish them") from exc
     finally:
         if bar is not None:
             bar.close()
     return result
 
 
-def _restore_unit(qdir: Path, unit: HeldUnit, target: Path) -> UnitOutcome:
+def _barriers(paths: Iterable[str | Path]) -> list[Callable[[], None]] | None:
+    """One filesystem barrier per filesystem among `paths`, or None if any has none."""
+    by_device: dict[int, Callable[[], None] | None] = {}
+    for path in paths:
+        device = os.stat(path).st_dev
+        if device not in by_device:
+            by_device[device] = fsutil.filesystem_barrier(path)
+    if any(barrier is None for barrier in by_device.values()):
+        return None
+    return [barrier for barrier in by_device.values() if barrier is not None]
+
+
+def _place_unit(qdir: Path, unit: HeldUnit, target: Path, sync: bool
+                ) -> UnitOutcome | tuple[str, list[dict[str, Any]], list[str]]:
+    """begin and every file placed in `target`; or a refused outcome (what was placed stays)."""
     rtxn = new_txn_id(unit.unit)
     files = [dict(f) for f in unit.files]
     moved = []
@@ -770,17 +806,24 @@ def _restore_unit(qdir: Path, unit: HeldUnit, target: Path) -> UnitOutcome:
         if dest != entry["path"]:
             moved.append(f"{entry['path']} -> {dest}")
             entry.update(held_path=entry["path"], path=dest)
-    journal(qdir, "begin", rtxn, op="restore", of=unit.txn, unit=unit.unit, spool=str(target),
-            files=files, time=utc_now(), operator=operator_name())
+    (journal if sync else journal_unsynced)(qdir, "begin", rtxn, op="restore", of=unit.txn, unit=unit.unit,
+                                            spool=str(target), files=files, time=utc_now(),
+                                            operator=operator_name())
     _step("restore-begin")
-    problems = _place_all(qdir, rtxn, files, target)
+    problems = _place_all(qdir, rtxn, files, target, sync)
     if problems:
         # placed files stay (they verified); the rest stay in QDIR; recover can finish it
         return UnitOutcome(unit.unit, "refused", len(files), unit.size, rtxn, "; ".join(problems))
-    _unstore_all(qdir, rtxn, files)
-    journal(qdir, "commit", rtxn, result="restored")
+    return rtxn, files, moved
+
+
+def _finish_restore(qdir: Path, unit: HeldUnit, target: Path, rtxn: str, files: list[dict[str, Any]],
+                    moved: list[str], sync: bool) -> UnitOutcome:
+    """The unit is back in the spool: its copies leave QDIR, commit, audit."""
+    _unstore_all(qdir, rtxn, files, sync)
+    (journal if sync else journal_unsynced)(qdir, "commit", rtxn, result="restored")
     _prune_empty(qdir, unit.txn)
-    audit(qdir, "restore", txn=unit.txn, restore_txn=rtxn, unit=unit.unit, spool=str(target),
+    audit(qdir, "restore", sync=sync, txn=unit.txn, restore_txn=rtxn, unit=unit.unit, spool=str(target),
           files=len(files), bytes=unit.size)
     _step("restore-commit")
     why = f"put back as {', '.join(moved)} (where the running MTA takes new mail)" if moved else ""
@@ -791,8 +834,9 @@ def _tmp_name(rtxn: str, index: int) -> str:
     return f"{TMP_PREFIX}{rtxn}-{index}.tmp"
 
 
-def _place_all(qdir: Path, rtxn: str, files: list[dict[str, Any]], target: Path) -> list[str]:
-    """Place every file (main file last, so the MTA never sees a half unit)."""
+def _place_all(qdir: Path, rtxn: str, files: list[dict[str, Any]], target: Path, sync: bool = True) -> list[str]:
+    """Place every file (main file last, so the MTA never sees a half unit); `sync=False`
+    leaves the fsyncs to a filesystem barrier the caller runs before the copies go."""
     problems = []
     order = list(range(1, len(files))) + [0] if files else []
     for index in order:
@@ -810,12 +854,12 @@ def _place_all(qdir: Path, rtxn: str, files: list[dict[str, Any]], target: Path)
             if sha256_fd(fd) != entry["sha256"]:   # check the copy before touching the target
                 problems.append(f"{entry['stored']}: fails its sha256 check; not restored")
                 continue
-            _make_dirs(target, os.path.dirname(rel))
+            _make_dirs(target, os.path.dirname(rel), sync=sync)
             dest = fsutil.resolve_inside(target, rel, fresh=True)
             tmp = os.path.join(os.path.dirname(dest), _tmp_name(rtxn, index))
             if os.path.lexists(tmp):
                 os.unlink(tmp)
-            digest = _write_new(tmp, _chunks(fd))
+            digest = _write_new(tmp, _chunks(fd), sync)
         finally:
             os.close(fd)
         if digest != entry["sha256"]:
@@ -831,7 +875,8 @@ def _place_all(qdir: Path, rtxn: str, files: list[dict[str, Any]], target: Path)
             problems.append(f"{dest} appeared meanwhile; not overwritten")
             continue
         os.unlink(tmp)
-        fsutil.fsync_directory(os.path.dirname(dest))
+        if sync:
+            fsutil.fsync_directory(os.path.dirname(dest))
         journal_unsynced(qdir, "placed", rtxn, path=rel)
         _step("placed")
     return problems
@@ -848,7 +893,7 @@ def _same_file(path: str, entry: dict[str, Any]) -> bool:
         os.close(fd)
 
 
-def _unstore_all(qdir: Path, rtxn: str, files: list[dict[str, Any]]) -> None:
+def _unstore_all(qdir: Path, rtxn: str, files: list[dict[str, Any]], sync: bool = True) -> None:
     for entry in files:
         try:
             os.unlink(_stored_path(qdir, entry["stored"]))
@@ -856,7 +901,8 @@ def _unstore_all(qdir: Path, rtxn: str, files: list[dict[str, Any]]) -> None:
             pass
         journal_unsynced(qdir, "unstored", rtxn, stored=entry["stored"])
         _step("unstored")
-    fsutil.fsync_directory(qdir / UNITS)
+    if sync:
+        fsutil.fsync_directory(qdir / UNITS)
 
 
 # --------------------------------------------------- crash recovery steps

@@ -88,7 +88,9 @@ def test_quarantine_killed_at_every_step_then_recovered(tmp_path, monkeypatch, m
         assert file_table(spool.root) == before, f"not the original tree after a crash at {seen[-1]} (step {n})"
 
 
-def test_restore_killed_at_every_step_then_recovered(tmp_path, monkeypatch, multifile_reader) -> None:
+@pytest.mark.parametrize("batch", [200, 2], ids=["one-batch", "batches-of-2"])
+def test_restore_killed_at_every_step_then_recovered(tmp_path, monkeypatch, multifile_reader, batch) -> None:
+    monkeypatch.setattr(qmod, "BATCH", batch)
     def setup(name: str):
         spool = make_multifile_spool(tmp_path / name, 3, seed=2)
         before = file_table(spool.root)
