@@ -14,6 +14,7 @@ overwrite) — the copy in QDIR is removed only after that.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -286,12 +287,7 @@ def apply_plan(
         bar = progress_bar(progress, desc=plan.op, unit="unit", total=len(units))
         tick = bar.update if bar is not None else _no_tick
         try:
-            if plan.live.how in ("unlink", "postsuper"):
-                result.outcomes.extend(_quarantine_batched(qdir, plan, units, config, discard_copies, tick))
-            else:
-                for unit in units:
-                    result.outcomes.append(_quarantine_unit(qdir, plan, unit, config, discard_copies))
-                    tick(1)
+            result.outcomes.extend(_quarantine_batched(qdir, plan, units, config, discard_copies, tick))
         except (RefusedError, OSError) as exc:   # a tool or the disk failed with units under way
             raise RefusedError(f"{exc}; stopped with units under way: run `queuetool recover {qdir}` "
                                "to finish or roll them back") from exc
@@ -399,29 +395,6 @@ class _CopiedUnit:
     copied: dict[str, dict[str, Any]]
 
 
-def _quarantine_unit(qdir: Path, plan: Plan, unit: PlannedUnit, config: str | None,
-                     discard_copies: bool) -> UnitOutcome:
-    """One unit, under the MTA's lock where it has one (Exim, Sendmail), synced step by step."""
-    rels = [f.path for f in unit.files]
-    try:
-        with UnitLock(plan.spool_root, plan.live.how, unit.id, rels) as lock:
-            taken = _copy_files(qdir, plan, unit, config, lock.fd_for, sync=True)
-            if isinstance(taken, _CopiedUnit):
-                taken = _recheck_and_manifest(qdir, plan, taken, lock.fd_for, sync=True) or taken
-            if isinstance(taken, UnitOutcome):
-                return taken
-            _remove_originals(qdir, taken.txn, plan.spool_root, rels)
-    except BusyError as exc:
-        return UnitOutcome(unit.id, "busy", len(rels), unit.bytes, None, str(exc))
-    outcome = _commit_unit(qdir, plan, taken)
-    _step("commit")
-    return _discard_if_asked(qdir, taken, outcome, discard_copies)
-
-
-def _no_fd(_rel: str) -> None:
-    return None
-
-
 def _copy_files(qdir: Path, plan: Plan, unit: PlannedUnit, config: str | None,
                 fd_for: Callable[[str], int | None], sync: bool) -> _CopiedUnit | UnitOutcome:
     """begin, then a verified copy of every file; or a rolled-back outcome."""
@@ -492,59 +465,70 @@ def _no_tick(_n: int) -> None:
 
 def _quarantine_batched(qdir: Path, plan: Plan, units: list[PlannedUnit], config: str | None,
                         discard_copies: bool, tick: Callable[[int], Any] = _no_tick) -> list[UnitOutcome]:
-    """Units with no per-unit MTA lock (plain files, a live Postfix's held units), BATCH at a time.
+    """Take the units BATCH at a time.
 
     Each unit keeps its own journaled transaction and its order of steps (copies, re-check,
     manifest, removal, commit); what is shared is the waiting for the disk. With syncfs(2)
     (Linux) one call makes a whole batch's copies, directories and journal lines durable
     before any manifest is relied on, one more before any original is removed, and the
     commits are synced together: ~11 fsyncs per unit become a handful per batch. Without
-    it every step syncs as the per-unit path does. A live Postfix's held units are removed
-    with one `postsuper -d` per batch: Postfix delivers nothing from hold/, so between a
-    unit's re-check and its removal only a late log write can happen (postsuper -d removes
-    the log too). A crash leaves uncommitted units that `recover` completes or rolls back.
+    it every step syncs as it goes. Exim and Sendmail units are taken under their MTA
+    lock, held from before the copy until after the removal. A live Postfix's held units
+    are removed with one `postsuper -d` per batch: Postfix delivers nothing from hold/, so
+    between a unit's re-check and its removal only a late log write can happen (postsuper
+    -d removes the log too). A crash leaves uncommitted units that `recover` completes or
+    rolls back.
     """
     root = plan.spool_root
     barrier = fsutil.filesystem_barrier(qdir)
     sync = barrier is None
-    live_postfix = plan.live.how == "postsuper"
     outcomes: list[UnitOutcome | None] = []
     for start in range(0, len(units), BATCH):
-        copied: list[tuple[int, _CopiedUnit]] = []
-        for unit in units[start:start + BATCH]:
-            if live_postfix and not (unit.files and unit.files[0].path.startswith("hold/")):
-                outcomes.append(_quarantine_unit(qdir, plan, unit, config, discard_copies))   # corrupt/, saved/
-                tick(1)
+        with contextlib.ExitStack() as locks:
+            copied: list[tuple[int, _CopiedUnit, Callable[[str], int | None]]] = []
+            for unit in units[start:start + BATCH]:
+                rels = [f.path for f in unit.files]
+                try:
+                    lock = locks.enter_context(UnitLock(root, plan.live.how, unit.id, rels))
+                except BusyError as exc:
+                    outcomes.append(UnitOutcome(unit.id, "busy", len(rels), unit.bytes, None, str(exc)))
+                    tick(1)
+                    continue
+                except FileNotFoundError:
+                    outcomes.append(UnitOutcome(unit.id, "gone", len(rels), unit.bytes, None,
+                                                "no longer queued (delivered or removed)"))
+                    tick(1)
+                    continue
+                taken = _copy_files(qdir, plan, unit, config, lock.fd_for, sync=sync)
+                if isinstance(taken, UnitOutcome):
+                    outcomes.append(taken)
+                    tick(1)
+                else:
+                    copied.append((len(outcomes), taken, lock.fd_for))
+                    outcomes.append(None)
+            if barrier is not None and copied:
+                barrier()               # copies, their directories, begin/copied lines
+            ready: list[tuple[int, _CopiedUnit]] = []
+            for index, taken, fd_for in copied:
+                refused = _recheck_and_manifest(qdir, plan, taken, fd_for, sync=sync)
+                if refused is None:
+                    ready.append((index, taken))
+                else:
+                    outcomes[index] = refused
+                    tick(1)
+            if not ready:
                 continue
-            taken = _copy_files(qdir, plan, unit, config, _no_fd, sync=sync)
-            if isinstance(taken, UnitOutcome):
-                outcomes.append(taken)
-                tick(1)
-            else:
-                copied.append((len(outcomes), taken))
-                outcomes.append(None)
-        if barrier is not None and copied:
-            barrier()                   # copies, their directories, begin/copied lines
-        ready: list[tuple[int, _CopiedUnit]] = []
-        for index, taken in copied:
-            refused = _recheck_and_manifest(qdir, plan, taken, _no_fd, sync=sync)
-            if refused is None:
-                ready.append((index, taken))
-            else:
-                outcomes[index] = refused
-                tick(1)
-        if not ready:
-            continue
-        if barrier is not None:
-            barrier()                   # manifest lines and manifested marks, before any removal
-        if live_postfix:
-            postfix_delete(config, [t.unit.id for _i, t in ready
-                                    if os.path.lexists(fsutil.resolve_inside(root, t.rels[0], fresh=True))], "hold")
-        emptied: set[str] = set()
-        for _index, taken in ready:     # postsuper -d removed the held ones and their logs; anything left
-            emptied.update(_remove_originals(qdir, taken.txn, root, taken.rels, sync=sync))
-        for directory in sorted(emptied):
-            fsutil.fsync_directory(directory)
+            if barrier is not None:
+                barrier()               # manifest lines and manifested marks, before any removal
+            if plan.live.how == "postsuper":
+                postfix_delete(config, [t.unit.id for _i, t in ready if t.rels[0].startswith("hold/") and
+                                        os.path.lexists(fsutil.resolve_inside(root, t.rels[0], fresh=True))],
+                               "hold")
+            emptied: set[str] = set()
+            for _index, taken in ready:     # postsuper -d removed the held ones and their logs; anything left
+                emptied.update(_remove_originals(qdir, taken.txn, root, taken.rels, sync=sync))
+            for directory in sorted(emptied):
+                fsutil.fsync_directory(directory)
         done = []
         for index, taken in ready:
             done.append((index, taken, _commit_unit(qdir, plan, taken, sync=sync)))

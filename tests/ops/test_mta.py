@@ -63,6 +63,21 @@ def test_exim_unit_locked_by_the_mta_is_skipped_then_taken(tmp_path, multifile_r
     assert file_table(spool.root) == {}
 
 
+def test_exim_message_delivered_after_the_plan_is_gone_not_an_error(tmp_path, multifile_reader) -> None:
+    """Exim delivered (and removed) a message between the dry run and --apply: the unit is
+    `gone`, the others are taken, and nothing stops the run."""
+    spool = make_multifile_spool(tmp_path / "spool", 6, seed=21)
+    plan = make_plan(spool, make_selection(where="true"), qdir=tmp_path / "q")
+    plan.live = LiveState("exim", True, "exim-lock", "test: Exim is running")
+    delivered = next(u for u in plan.units if any(f.path.endswith("-D") for f in u.files))
+    for f in delivered.files:
+        (spool.root / f.path).unlink()
+    result = apply_plan(plan)
+    status = {o.id: o.status for o in result.outcomes}
+    assert status.pop(delivered.id) == "gone" and set(status.values()) == {"quarantined"}
+    assert not result.refused and file_table(spool.root) == {}
+
+
 def test_sendmail_qf_flock_is_respected(tmp_path) -> None:
     write_file(tmp_path, "qfABC123", b"V8\nHtest\n")
     write_file(tmp_path, "dfABC123", b"body\n")
