@@ -65,9 +65,16 @@ def assert_nothing_lost_or_doubled(spool_root: Path, qdir: Path, before: dict, d
     assert not missing, f"lost: {sorted(missing)}"
 
 
+@pytest.mark.parametrize("how", ["unlink", "exim-lock"])
 @pytest.mark.parametrize("batch", [200, 3], ids=["one-batch", "batches-of-3"])
-def test_quarantine_killed_at_every_step_then_recovered(tmp_path, monkeypatch, multifile_reader, batch) -> None:
+def test_quarantine_killed_at_every_step_then_recovered(tmp_path, monkeypatch, multifile_reader, batch,
+                                                         how) -> None:
+    """`exim-lock`: units taken under their -D lock, the locks of a batch held together."""
+    from queuetool.ops import plan as plan_module
+    from queuetool.ops.mta import LiveState
+
     monkeypatch.setattr(qmod, "BATCH", batch)       # crashes on both sides of a batch boundary
+    monkeypatch.setattr(plan_module, "detect_live", lambda *a, **k: LiveState("multifile", False, how, "test"))
     probe = make_multifile_spool(tmp_path / "probe", 4, seed=1)
     total = count_steps(monkeypatch, lambda: quarantine(probe, tmp_path / "probe-q", make_selection(where="true"),
                                                         apply=True))
