@@ -188,22 +188,18 @@ def audit(qdir: Path, event: str, *, sync: bool = True, **fields: Any) -> None:
                  sync=sync)
 
 
-def journal(qdir: Path, entry: str, txn: str, **fields: Any) -> None:
-    append_line(Path(qdir) / JOURNAL, {"t": entry, "txn": txn, **fields})
+def journal(qdir: Path, entry: str, txn: str, *, sync: bool = True, **fields: Any) -> None:
+    """One journal line, fsynced unless `sync=False`.
 
-
-def journal_unsynced(qdir: Path, entry: str, txn: str, **fields: Any) -> None:
-    """A journal line written without its own fsync; something later makes it durable
-    before anything depends on it.
-
-    Progress lines (copied, removed, placed, unstored) are always written so: the next
-    synced line of the same file (manifested, commit) makes every earlier one durable
-    first, and until then recovery re-derives the step (an unrecorded copy is rolled
-    back while its original is still there; removals, placements and discards are
-    re-checked). A batch writes begin/manifested/commit so too and then runs a
-    filesystem barrier (fsutil.filesystem_barrier) before the next kind of step.
+    Unsynced lines rely on something later making them durable before anything depends
+    on them. Progress lines (copied, removed, placed, unstored) are always written so:
+    the next synced line of the same file (manifested, commit) makes every earlier one
+    durable first, and until then recovery re-derives the step (an unrecorded copy is
+    rolled back while its original is still there; removals, placements and discards
+    are re-checked). A batch writes begin/manifested/commit so too and runs a filesystem
+    barrier (fsutil.filesystem_barrier) before the next kind of step.
     """
-    append_lines(Path(qdir) / JOURNAL, [{"t": entry, "txn": txn, **fields}], sync=False)
+    append_lines(Path(qdir) / JOURNAL, [{"t": entry, "txn": txn, **fields}], sync=sync)
 
 
 # ---------------------------------------------------------------- replay

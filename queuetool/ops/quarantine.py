@@ -30,7 +30,7 @@ from ..model import QueueUnit
 from ..scan import progress_bar
 from .journal import (
     MANIFEST, UNITS, HeldUnit, QdirLock, RefusedError, Txn, append_lines, audit, check_qdir_location,
-    held_txn_ids, held_units, journal, journal_unsynced, new_txn_id, open_qdir, operator_name, path_fields,
+    held_txn_ids, held_units, journal, new_txn_id, open_qdir, operator_name, path_fields,
     read_lines, utc_now,
 )
 from .mta import BusyError, UnitLock, check_postfix_config, postfix_delete, postfix_hold, postfix_release
@@ -403,10 +403,9 @@ def _copy_files(qdir: Path, plan: Plan, unit: PlannedUnit, config: str | None,
     orig = unit.paths_before_hold
     txn = new_txn_id(unit.id)
     files = [{**path_fields(rel), "orig": orig.get(rel, rel), "stored": f"{UNITS}/{txn}/{rel}"} for rel in rels]
-    (journal if sync else journal_unsynced)(
-        qdir, "begin", txn, op="quarantine", kind=plan.op, spool=str(root), mta=plan.mta,
-        unit=unit.id, queue=unit.held_from or unit.queue, removal=plan.live.how, config=config,
-        files=files, reasons=unit.reasons, selection=plan.selection, operator=operator_name(), time=utc_now())
+    journal(qdir, "begin", txn, sync=sync, op="quarantine", kind=plan.op, spool=str(root), mta=plan.mta,
+            unit=unit.id, queue=unit.held_from or unit.queue, removal=plan.live.how, config=config,
+            files=files, reasons=unit.reasons, selection=plan.selection, operator=operator_name(), time=utc_now())
     _step("begin")
     copied: dict[str, dict[str, Any]] = {}
     try:
@@ -415,7 +414,7 @@ def _copy_files(qdir: Path, plan: Plan, unit: PlannedUnit, config: str | None,
             dest = _stored_path(qdir, entry["stored"])
             _make_dirs(qdir, os.path.dirname(entry["stored"]), sync=sync)
             copied[rel] = copy_verified(root, rel, dest, fd_for(rel), sync=sync)
-            journal_unsynced(qdir, "copied", txn, path=rel, **copied[rel])
+            journal(qdir, "copied", txn, sync=False, path=rel, **copied[rel])
             _step("copied")
     except (ChangedError, FileNotFoundError, RefusedError, fsutil.UnsafePathError) as exc:
         _roll_back(qdir, txn, files, root, reason=str(exc))
@@ -436,7 +435,7 @@ def _recheck_and_manifest(qdir: Path, plan: Plan, taken: _CopiedUnit, fd_for: Ca
                            f"rolled back: {exc}")
     # the manifest names only units that go on to removal: one rolled back above has no lines
     _write_manifest(qdir, taken.txn, plan.op, plan, taken.unit, taken.files, taken.copied, sync=sync)
-    (journal if sync else journal_unsynced)(qdir, "manifested", taken.txn)
+    journal(qdir, "manifested", taken.txn, sync=sync)
     _step("manifested")
     return None
 
@@ -445,7 +444,7 @@ def _commit_unit(qdir: Path, plan: Plan, taken: _CopiedUnit, sync: bool = True) 
     """The originals are gone: commit and audit (synced unless a batch syncs them together)."""
     unit, txn = taken.unit, taken.txn
     size = sum(c["size"] for c in taken.copied.values())
-    (journal if sync else journal_unsynced)(qdir, "commit", txn, result="quarantined")
+    journal(qdir, "commit", txn, sync=sync, result="quarantined")
     audit(qdir, plan.op, sync=sync, txn=txn, unit=unit.id, mta=plan.mta, spool=str(plan.spool_root),
           files=len(taken.rels), bytes=size, reasons=unit.reasons)
     return UnitOutcome(unit.id, "purged" if plan.op == "purge" else "quarantined", len(taken.rels), size, txn)
@@ -587,7 +586,7 @@ def _unlink_journaled(qdir: Path, txn: str, root: Path, rels: Sequence[str], syn
         directory = _unlink(root, rel, sync)
         if directory is not None:
             emptied.add(directory)
-        journal_unsynced(qdir, "removed", txn, path=rel)
+        journal(qdir, "removed", txn, sync=False, path=rel)
         _step("removed")
     return emptied
 
@@ -642,7 +641,7 @@ def _finish_discard(qdir: Path, dtxn: str, stored: list[str]) -> None:
             os.unlink(_stored_path(qdir, item))
         except FileNotFoundError:
             pass
-        journal_unsynced(qdir, "unstored", dtxn, stored=item)
+        journal(qdir, "unstored", dtxn, sync=False, stored=item)
         _step("unstored")
     journal(qdir, "commit", dtxn, result="discarded")
 
@@ -738,26 +737,24 @@ def apply_restore(plan: RestorePlan, progress: bool = False) -> ApplyResult:
         with QdirLock(plan.qdir):
             current = held_txn_ids(plan.qdir)
             for start in range(0, len(plan.units), BATCH):
-                placed: list[tuple[int, HeldUnit, str, list[dict[str, Any]], list[str]]] = []
-                for unit in plan.units[start:start + BATCH]:
+                batch = plan.units[start:start + BATCH]
+                outcomes: list[UnitOutcome | _PlacedUnit] = []
+                for unit in batch:
                     if unit.txn not in current:
-                        result.outcomes.append(UnitOutcome(unit.unit, "gone", why="no longer held (restored meanwhile)"))
-                        continue
-                    outcome_or_placed = _place_unit(plan.qdir, unit, plan.targets[unit.txn], sync)
-                    if isinstance(outcome_or_placed, UnitOutcome):
-                        result.outcomes.append(outcome_or_placed)
+                        outcomes.append(UnitOutcome(unit.unit, "gone", why="no longer held (restored meanwhile)"))
                     else:
-                        placed.append((len(result.outcomes), unit, *outcome_or_placed))
-                        result.outcomes.append(UnitOutcome(unit.unit, "placed"))   # replaced below
+                        outcomes.append(_place_unit(plan.qdir, unit, plan.targets[unit.txn], sync))
                 for barrier in barriers or ():
                     barrier()           # the placed files (and begin lines) are on disk before copies go
-                for index, unit, rtxn, files, moved in placed:
-                    result.outcomes[index] = _finish_restore(plan.qdir, unit, plan.targets[unit.txn], rtxn, files,
-                                                             moved, sync)
+                for index, unit in enumerate(batch):
+                    placed = outcomes[index]
+                    if isinstance(placed, _PlacedUnit):
+                        outcomes[index] = _finish_restore(plan.qdir, unit, plan.targets[unit.txn], placed, sync)
                 for barrier in barriers or ():
                     barrier()
+                result.outcomes.extend(o for o in outcomes if isinstance(o, UnitOutcome))
                 if bar is not None:
-                    bar.update(min(BATCH, len(plan.units) - start))
+                    bar.update(len(batch))
     except (RefusedError, OSError) as exc:   # the disk failed with units under way
         raise RefusedError(f"{exc}; stopped with units under way: run `queuetool recover {plan.qdir}` "
                            "to finish them") from exc
@@ -779,8 +776,16 @@ def _barriers(paths: Iterable[str | Path]) -> list[Callable[[], None]] | None:
     return [barrier for barrier in by_device.values() if barrier is not None]
 
 
-def _place_unit(qdir: Path, unit: HeldUnit, target: Path, sync: bool
-                ) -> UnitOutcome | tuple[str, list[dict[str, Any]], list[str]]:
+@dataclass
+class _PlacedUnit:
+    """A held unit whose files are all back in the spool (maybe not yet synced)."""
+
+    rtxn: str
+    files: list[dict[str, Any]]
+    moved: list[str]            # "active/ID -> incoming/ID" for files put elsewhere than taken from
+
+
+def _place_unit(qdir: Path, unit: HeldUnit, target: Path, sync: bool) -> UnitOutcome | _PlacedUnit:
     """begin and every file placed in `target`; or a refused outcome (what was placed stays)."""
     rtxn = new_txn_id(unit.unit)
     files = [dict(f) for f in unit.files]
@@ -790,22 +795,21 @@ def _place_unit(qdir: Path, unit: HeldUnit, target: Path, sync: bool
         if dest != entry["path"]:
             moved.append(f"{entry['path']} -> {dest}")
             entry.update(held_path=entry["path"], path=dest)
-    (journal if sync else journal_unsynced)(qdir, "begin", rtxn, op="restore", of=unit.txn, unit=unit.unit,
-                                            spool=str(target), files=files, time=utc_now(),
-                                            operator=operator_name())
+    journal(qdir, "begin", rtxn, sync=sync, op="restore", of=unit.txn, unit=unit.unit, spool=str(target),
+            files=files, time=utc_now(), operator=operator_name())
     _step("restore-begin")
     problems = _place_all(qdir, rtxn, files, target, sync)
     if problems:
         # placed files stay (they verified); the rest stay in QDIR; recover can finish it
         return UnitOutcome(unit.unit, "refused", len(files), unit.size, rtxn, "; ".join(problems))
-    return rtxn, files, moved
+    return _PlacedUnit(rtxn, files, moved)
 
 
-def _finish_restore(qdir: Path, unit: HeldUnit, target: Path, rtxn: str, files: list[dict[str, Any]],
-                    moved: list[str], sync: bool) -> UnitOutcome:
+def _finish_restore(qdir: Path, unit: HeldUnit, target: Path, placed: _PlacedUnit, sync: bool) -> UnitOutcome:
     """The unit is back in the spool: its copies leave QDIR, commit, audit."""
+    rtxn, files, moved = placed.rtxn, placed.files, placed.moved
     _unstore_all(qdir, rtxn, files, sync)
-    (journal if sync else journal_unsynced)(qdir, "commit", rtxn, result="restored")
+    journal(qdir, "commit", rtxn, sync=sync, result="restored")
     _prune_empty(qdir, unit.txn)
     audit(qdir, "restore", sync=sync, txn=unit.txn, restore_txn=rtxn, unit=unit.unit, spool=str(target),
           files=len(files), bytes=unit.size)
@@ -829,7 +833,7 @@ def _place_all(qdir: Path, rtxn: str, files: list[dict[str, Any]], target: Path,
         dest = fsutil.resolve_inside(target, rel, fresh=True)
         if os.path.lexists(dest):
             if _same_file(dest, entry):
-                journal_unsynced(qdir, "placed", rtxn, path=rel)
+                journal(qdir, "placed", rtxn, sync=False, path=rel)
                 continue
             problems.append(f"{dest} exists; not overwritten")
             continue
@@ -861,7 +865,7 @@ def _place_all(qdir: Path, rtxn: str, files: list[dict[str, Any]], target: Path,
         os.unlink(tmp)
         if sync:
             fsutil.fsync_directory(os.path.dirname(dest))
-        journal_unsynced(qdir, "placed", rtxn, path=rel)
+        journal(qdir, "placed", rtxn, sync=False, path=rel)
         _step("placed")
     return problems
 
@@ -883,7 +887,7 @@ def _unstore_all(qdir: Path, rtxn: str, files: list[dict[str, Any]], sync: bool 
             os.unlink(_stored_path(qdir, entry["stored"]))
         except FileNotFoundError:
             pass
-        journal_unsynced(qdir, "unstored", rtxn, stored=entry["stored"])
+        journal(qdir, "unstored", rtxn, sync=False, stored=entry["stored"])
         _step("unstored")
     if sync:
         fsutil.fsync_directory(qdir / UNITS)
