@@ -525,8 +525,8 @@ def _quarantine_batched(qdir: Path, plan: Plan, units: list[PlannedUnit], config
                                "hold")
             emptied: set[str] = set()
             for _index, taken in ready:     # postsuper -d removed the held ones and their logs; anything left
-                emptied.update(_remove_originals(qdir, taken.txn, root, taken.rels, sync=sync))
-            for directory in sorted(emptied):
+                emptied.update(_remove_originals(qdir, taken.txn, root, taken.rels))
+            for directory in sorted(emptied):   # each emptied directory once, before the commits
                 fsutil.fsync_directory(directory)
         done = []
         for index, taken in ready:
@@ -574,10 +574,11 @@ def _write_manifest(qdir: Path, txn: str, op: str, plan_or_begin: Any, unit: Any
         append_lines(qdir / MANIFEST, lines, sync=sync)
 
 
-def _remove_originals(qdir: Path, txn: str, root: Path, rels: Sequence[str], sync: bool = True) -> set[str]:
+def _remove_originals(qdir: Path, txn: str, root: Path, rels: Sequence[str]) -> set[str]:
     """Unlink the unit's files, dependent files first and the main file (the one the MTA
-    scans for) last, journaling each; returns their directories (fsynced unless `sync=False`)."""
-    return _unlink_journaled(qdir, txn, root, list(rels[1:]) + list(rels[:1]), sync)
+    scans for) last, journaling each; returns their directories, which the caller fsyncs
+    (once each for a whole batch)."""
+    return _unlink_journaled(qdir, txn, root, list(rels[1:]) + list(rels[:1]), sync=False)
 
 
 def _unlink_journaled(qdir: Path, txn: str, root: Path, rels: Sequence[str], sync: bool = True) -> set[str]:
